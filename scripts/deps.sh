@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs what building, the demo and the tests need on Debian 12.
+set -e
+export DEBIAN_FRONTEND=noninteractive
+pkgs="build-essential cmake pkg-config libev-dev libpcap-dev libnet1-dev
+ libip4tc-dev libipset-dev libnetfilter-conntrack-dev libmnl-dev
+ libsodium-dev libsystemd-dev libcmocka-dev iptables ipset conntrack
+ iproute2 curl tcpdump ethtool procps python3 coreutils kmod"
+missing=
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+		missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends $missing
+fi
