@@ -1,0 +1,110 @@
+/*
+ * Narrow wrappers around the kernel's netfilter interfaces.  Each library
+ * lives in exactly one source file; nothing else includes its headers.
+ *
+ *   nf_ipt.c   libiptc (legacy xtables): our own chains and static rules
+ *   nf_set.c   libipset: per-flow steering sets (hash:ip,port,ip)
+ *   nf_ct.c    libnetfilter_conntrack: exact-tuple conntrack operations
+ *
+ * Addresses are IPv4 in network byte order; ports in host byte order.
+ * Functions return 0 on success, -1 with errno set otherwise, and never log:
+ * the caller decides what an error means.
+ */
+#ifndef QT_NF_H
+#define QT_NF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* nf_ipt.c */
+
+/*
+ * Where a rule goes.  Each value is one chain of ours, hooked by a jump
+ * rule at the head of the named built-in chain of the named table.
+ */
+enum ipt_hook {
+	IPT_RAW_PRE,	/* raw PREROUTING    -> QT-RAW-PRE */
+	IPT_RAW_OUT,	/* raw OUTPUT        -> QT-RAW-OUT */
+	IPT_NAT_PRE,	/* nat PREROUTING    -> QT-NAT-PRE */
+	IPT_NAT_POST,	/* nat POSTROUTING   -> QT-NAT-POST */
+	IPT_FILTER_IN,	/* filter INPUT      -> QT-IN */
+	IPT_NHOOKS
+};
+
+enum ipt_verdict {
+	IPT_V_ACCEPT,
+	IPT_V_DROP,
+	IPT_V_NOTRACK,	/* CT --notrack (raw table only) */
+	IPT_V_DNAT,	/* nat PREROUTING: --to-destination nat_addr:nat_port */
+	IPT_V_SNAT,	/* nat POSTROUTING: --to-source nat_addr:nat_port */
+};
+
+/* One rule; every rule is "-p tcp".  Zero fields match anything. */
+struct ipt_rule {
+	enum ipt_hook		 ir_hook;
+	uint32_t		 ir_src;	/* -s ADDR/32 */
+	uint32_t		 ir_dst;	/* -d ADDR/32 */
+	uint16_t		 ir_sport_lo, ir_sport_hi;	/* --sport LO:HI */
+	uint16_t		 ir_dport_lo, ir_dport_hi;	/* --dport LO:HI */
+	uint8_t			 ir_tcp_option;	/* --tcp-option N */
+	int			 ir_socket;	/* -m socket */
+	const char		*ir_set;	/* -m set --match-set S src,src,dst */
+	enum ipt_verdict	 ir_verdict;
+	uint32_t		 ir_nat_addr;
+	uint16_t		 ir_nat_port;
+};
+
+/*
+ * Makes our chains hold exactly these rules, in this order: creates missing
+ * chains and jump rules, flushes and refills ours, one commit per table so
+ * no packet sees a half-filled chain.  Built-in chains are touched only to
+ * add our jump rule at position 1 if it is missing.
+ */
+int	ipt_apply(const struct ipt_rule *rules, size_t nrules);
+/* Removes our jump rules and our chains from every table; absent is fine. */
+int	ipt_remove(void);
+
+/* nf_set.c */
+
+struct qset;	/* a long-lived libipset session */
+
+struct qset	*qset_open(void);
+void		 qset_close(struct qset *);
+/* hash:ip,port,ip; an existing set of that name and type is kept. */
+int	qset_create(struct qset *, const char *name, uint32_t maxelem);
+int	qset_destroy(struct qset *, const char *name);	/* absent is fine */
+int	qset_flush(struct qset *, const char *name);
+/* Entry (cip, tcp:cport, dip); adding an existing one / deleting an absent
+ * one succeeds. */
+int	qset_add(struct qset *, const char *name, uint32_t cip, uint16_t cport,
+	    uint32_t dip);
+int	qset_del(struct qset *, const char *name, uint32_t cip, uint16_t cport,
+	    uint32_t dip);
+/* 1 if present, 0 if not, -1 on error. */
+int	qset_test(struct qset *, const char *name, uint32_t cip,
+	    uint16_t cport, uint32_t dip);
+typedef void (*qset_entry_cb)(uint32_t cip, uint16_t cport, uint32_t dip,
+	    void *arg);
+int	qset_list(struct qset *, const char *name, qset_entry_cb, void *arg);
+typedef void (*qset_name_cb)(const char *name, void *arg);
+/* Every set in this network namespace whose name starts with prefix. */
+int	qset_names(struct qset *, const char *prefix, qset_name_cb, void *arg);
+
+/* nf_ct.c */
+
+struct qct;	/* a long-lived ctnetlink socket */
+
+struct qct	*qct_open(void);
+void		 qct_close(struct qct *);
+/* Deletes the TCP entry whose original tuple is exactly src:sport ->
+ * dst:dport.  No such entry is success. */
+int	qct_delete(struct qct *, uint32_t src, uint16_t sport, uint32_t dst,
+	    uint16_t dport);
+/* Calls cb for each TCP entry whose original destination is dst:dport. */
+typedef void (*qct_entry_cb)(uint32_t src, uint16_t sport, uint32_t dst,
+	    uint16_t dport, uint32_t reply_src, uint16_t reply_sport,
+	    void *arg);
+int	qct_list(struct qct *, uint32_t dst, uint16_t dport, qct_entry_cb,
+	    void *arg);
+
+#endif
