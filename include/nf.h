@@ -37,6 +37,7 @@ enum ipt_verdict {
 	IPT_V_NOTRACK,	/* CT --notrack (raw table only) */
 	IPT_V_DNAT,	/* nat PREROUTING: --to-destination nat_addr:nat_port */
 	IPT_V_SNAT,	/* nat POSTROUTING: --to-source nat_addr:nat_port */
+	IPT_V_RETURN,	/* leave our chain: its later rules are skipped */
 };
 
 /* One rule; every rule is "-p tcp".  Zero fields match anything. */
@@ -58,11 +59,14 @@ struct ipt_rule {
  * Makes our chains hold exactly these rules, in this order: creates missing
  * chains and jump rules, flushes and refills ours, one commit per table so
  * no packet sees a half-filled chain.  Built-in chains are touched only to
- * add our jump rule at position 1 if it is missing.
+ * keep exactly one jump to each of our chains, at position 1: added if
+ * missing, a duplicate or one pushed down by someone's insert deleted.
  */
 int	ipt_apply(const struct ipt_rule *rules, size_t nrules);
 /* Removes our jump rules and our chains from every table; absent is fine. */
 int	ipt_remove(void);
+/* What the last failing ipt_apply()/ipt_remove() call ran into, for logs. */
+const char	*ipt_strerror(void);
 
 /* nf_set.c */
 
