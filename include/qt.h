@@ -1,0 +1,209 @@
+/*
+ * quicktwitch: the core header.  Prototypes are grouped by the file that
+ * defines them, so a name always tells where it lives.
+ */
+#ifndef QT_H
+#define QT_H
+
+#include <limits.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define QT_MAX_NODES	64	/* node ids are 1..63 */
+#define QT_MAX_SVCS	8
+#define QT_NAME_MAX	32
+#define QT_KEY_LEN	32
+#define QT_TOKEN_LEN	8
+
+#define QT_MARK_KIND	253	/* RFC 6994 experimental TCP option */
+#define QT_MARK_EXID	0x5154	/* "QT" */
+
+/* config.c */
+
+struct qt_node {
+	char		 n_name[QT_NAME_MAX];
+	uint32_t	 n_id;
+	uint32_t	 n_addr;	/* network order */
+	uint32_t	 n_weight;
+	int		 n_up;		/* runtime: believed reachable */
+};
+
+struct qt_service {
+	char		 s_name[QT_NAME_MAX];
+	uint16_t	 s_port;	/* what clients connect to */
+	uint16_t	 s_hobase;	/* hand-off port = s_hobase + origin id */
+};
+
+struct qt_config {
+	char			 c_path[PATH_MAX];
+	char			 c_self_name[QT_NAME_MAX];
+	int			 c_self;	/* index in c_nodes */
+	struct qt_node		 c_nodes[QT_MAX_NODES];
+	size_t			 c_nnodes;
+	struct qt_service	 c_svcs[QT_MAX_SVCS];
+	size_t			 c_nsvcs;
+	char			 c_key_file[PATH_MAX];
+	uint8_t			 c_key[QT_KEY_LEN];
+	char			 c_docroot[PATH_MAX];
+	char			 c_iface[IF_NAMESIZE];
+	char			 c_ctl_path[PATH_MAX];
+	uint16_t		 c_band_port;
+	unsigned		 c_handoff_timeout;	/* ms per try */
+	unsigned		 c_handoff_tries;
+	unsigned		 c_header_timeout;	/* ms */
+	unsigned		 c_idle_timeout;	/* ms, keep-alive idle */
+	unsigned		 c_close_wait;		/* ms, cap on a close */
+	unsigned		 c_ct_grace;		/* ms */
+	unsigned		 c_max_header;
+	unsigned		 c_replay_window;	/* ms, header freshness */
+	unsigned		 c_set_maxelem;
+	int			 c_set_sysctls;
+	int			 c_log_level;
+};
+
+/* Parses path into *cf.  Every error is logged as file:line: message;
+ * returns the number of errors (0: the config is usable). */
+int	config_load(const char *path, struct qt_config *cf);
+const struct qt_node	*config_self(const struct qt_config *);
+int	config_node_by_id(const struct qt_config *, uint32_t id);
+int	config_node_by_addr(const struct qt_config *, uint32_t addr);
+/* Hand-off port on a back for connections from origin, service svc. */
+uint16_t	config_hoport(const struct qt_config *, size_t svc, uint32_t origin);
+/* Reverse: which origin and service a back's local port belongs to. */
+int	config_hoport_owner(const struct qt_config *, uint16_t port,
+	    size_t *svc, int *origin);
+
+/* log.c */
+
+enum { LOG_L_ERR, LOG_L_WARN, LOG_L_NOTICE, LOG_L_INFO, LOG_L_DEBUG };
+
+void	log_init(const char *ident, int level);
+void	log_set_level(int level);
+int	log_level_parse(const char *);
+void	log_msg(int level, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+#define log_err(...)	log_msg(LOG_L_ERR, __VA_ARGS__)
+#define log_warn(...)	log_msg(LOG_L_WARN, __VA_ARGS__)
+#define log_notice(...)	log_msg(LOG_L_NOTICE, __VA_ARGS__)
+#define log_info(...)	log_msg(LOG_L_INFO, __VA_ARGS__)
+#define log_debug(...)	log_msg(LOG_L_DEBUG, __VA_ARGS__)
+const char	*addr_str(uint32_t addr);	/* rotating static buffers */
+
+/* auth.c: the only user of libsodium */
+
+int	auth_init(void);
+void	auth_mac(const uint8_t key[QT_KEY_LEN], const void *a, size_t alen,
+	    const void *b, size_t blen, const void *c, size_t clen,
+	    uint8_t mac[32]);
+int	auth_verify(const uint8_t key[QT_KEY_LEN], const void *a, size_t alen,
+	    const void *b, size_t blen, const void *c, size_t clen,
+	    const uint8_t mac[32]);
+void	auth_random(void *buf, size_t len);
+int	auth_key_parse(const char *text, uint8_t key[QT_KEY_LEN]);
+
+/* hdr.c: the hand-off header carried in the replayed SYN */
+
+#define HDR_MAGIC	0x51544831u	/* "QTH1" */
+#define HDR_VERSION	1
+#define HDR_LEN		104		/* encoded size, MAC included */
+#define HDR_MAX_REQ	65536
+
+/* Everything the back needs that the client's own packets do not show. */
+struct repair_state {
+	uint32_t	rs_snd_seq;	/* front's write_seq */
+	uint32_t	rs_rcv_nxt;
+	uint32_t	rs_ts;		/* front's TCP timestamp clock */
+	uint32_t	rs_snd_wl1, rs_snd_wnd, rs_max_window;
+	uint32_t	rs_rcv_wnd, rs_rcv_wup;
+	uint16_t	rs_mss;		/* MSS clamp */
+	uint8_t		rs_snd_wscale, rs_rcv_wscale;
+	uint8_t		rs_opts;	/* TCPI_OPT_* */
+};
+
+struct hdr {
+	uint32_t		h_origin;	/* origin node id */
+	uint32_t		h_svc;		/* service index */
+	uint8_t			h_token[QT_TOKEN_LEN];
+	uint64_t		h_time_ms;	/* origin's wall clock */
+	uint32_t		h_isn;		/* client's ISN */
+	uint32_t		h_req_len;
+	struct repair_state	h_rs;
+};
+
+/* The 4-tuple the MAC binds the header to, in network order. */
+struct hdr_tuple {
+	uint32_t	t_cip;
+	uint16_t	t_cport;
+	uint32_t	t_bip;
+	uint16_t	t_bport;
+};
+
+void	hdr_encode(const struct hdr *, const struct hdr_tuple *,
+	    const void *req, const uint8_t key[QT_KEY_LEN],
+	    uint8_t out[HDR_LEN]);
+/* Decodes without checking the MAC (the request may not be complete). */
+int	hdr_decode(const uint8_t *buf, size_t len, struct hdr *);
+/* Checks the MAC over header, tuple and request: 0 ok, -1 forged. */
+int	hdr_verify(const uint8_t buf[HDR_LEN], const struct hdr_tuple *,
+	    const void *req, size_t reqlen, const uint8_t key[QT_KEY_LEN]);
+
+/* repair.c: TCP_REPAIR, the kernel's connection freezer */
+
+/* Freezes fd and reads its state; extra receives bytes still queued. */
+int	repair_freeze(int fd, struct repair_state *, char *extra,
+	    size_t extra_max, size_t *extra_len);
+int	repair_thaw(int fd);
+/* A new socket bound to local and connected to peer, in exactly rs. */
+int	repair_restore(const struct sockaddr_in *local,
+	    const struct sockaddr_in *peer, const struct repair_state *);
+/* A frozen socket closes with nothing sent. */
+void	repair_close(int fd);
+int	tcp_state(int fd);	/* TCP_INFO tcpi_state, -1 on error */
+
+/* replay.c: the only user of libnet */
+
+struct replay;
+struct replay	*replay_open(char *err, size_t errlen);
+void		 replay_close(struct replay *);
+/*
+ * Sends, as the client cip:cport, to bip:bport: SYN (isn, options of rs,
+ * payload hdr), ACK, then the request in marked segments.
+ */
+int	replay_send(struct replay *, const struct hdr_tuple *, uint32_t isn,
+	    const struct repair_state *, const uint8_t hdr[HDR_LEN],
+	    const void *req, size_t reqlen);
+
+/* capture.c: the only user of libpcap */
+
+struct cap_pkt {
+	uint32_t	 p_src, p_dst;
+	uint16_t	 p_sport, p_dport;	/* host order */
+	uint32_t	 p_seq, p_ack;
+	uint8_t		 p_flags;
+	const uint8_t	*p_data;
+	size_t		 p_len;
+};
+struct capture;
+typedef void (*cap_cb)(const struct cap_pkt *, void *arg);
+struct capture	*capture_open(const char *iface, const char *filter,
+	    cap_cb, void *arg, char *err, size_t errlen);
+int		 capture_fd(struct capture *);
+void		 capture_dispatch(struct capture *);
+void		 capture_close(struct capture *);
+
+/* sysctl.c */
+
+/* Checks (or with fix, sets) the kernel settings a node relies on;
+ * logs each one that is wrong.  Returns the number still wrong. */
+int	sysctl_check(const char *iface, int fix);
+
+/* netutil.c */
+
+int	iface_of_addr(uint32_t addr, char *name, size_t len);
+uint64_t	now_ms(void);	/* wall clock */
+
+#endif

@@ -1,0 +1,173 @@
+/*
+ * quicktwitchd's run-time state: the daemon context, the flow, and the
+ * prototypes of the files that work on them, grouped by file.
+ */
+#ifndef QTD_H
+#define QTD_H
+
+#include <sys/queue.h>
+
+#include <ev.h>
+
+#include "http.h"
+#include "nf.h"
+#include "qt.h"
+
+#define container_of(p, type, member) \
+	((type *)((char *)(p) - offsetof(type, member)))
+
+/*
+ * A flow is one client connection as this node sees it: on the front from
+ * accept() to the moment the back reports it closed, on the back from the
+ * rebuilt socket to its full close.  It owns its descriptor, its watchers
+ * and its buffers, and it ends in exactly one place: flow_close().
+ */
+enum flow_state {
+	FS_READING,	/* front: reading the first request */
+	FS_LOCAL,	/* front: serving it itself */
+	FS_REPLAYING,	/* front: steered, frozen, waiting for the back */
+	FS_HANDED_OFF,	/* front: the back serves it */
+	FS_TAKEN_BACK,	/* front: hand-off failed, serving it itself */
+	FS_BACK,	/* back: serving a handed-off connection */
+	FS_CLOSING,	/* our FIN is out: waiting for the peer's end */
+	FS_GRACE,	/* front: unsteered, conntrack entry kept a while */
+	FS_NSTATES
+};
+
+struct flow {
+	TAILQ_ENTRY(flow)	 f_entry;
+	struct flow		*f_hnext;	/* token hash chain */
+	uint64_t		 f_id;
+	int			 f_back;	/* 1: we are this flow's back */
+	enum flow_state		 f_state;
+	int			 f_fd;
+	int			 f_frozen;	/* f_fd is in repair mode */
+	int			 f_steered;	/* our set entry exists */
+	int			 f_dead;	/* closed, freed by the reaper */
+	uint32_t		 f_cip;		/* client, network order */
+	uint16_t		 f_cport;
+	uint32_t		 f_laddr;	/* our local address and port */
+	uint16_t		 f_lport;
+	size_t			 f_svc;
+	int			 f_peer;	/* back (front flows) or origin
+						 * (back flows): node index */
+	uint8_t			 f_token[QT_TOKEN_LEN];
+	char			*f_buf;		/* bytes read, not yet consumed */
+	size_t			 f_blen, f_bcap;
+	ev_io			 f_io;
+	ev_timer		 f_timer;
+	/* hand-off */
+	struct repair_state	 f_rs;
+	uint32_t		 f_isn;
+	uint8_t			 f_hdr[HDR_LEN];
+	unsigned		 f_tries;
+	/* responder */
+	int			 f_file;	/* file being sent, or -1 */
+	off_t			 f_foff, f_fend;
+	char			 f_out[1024];	/* response header */
+	size_t			 f_olen, f_ooff;
+	int			 f_keepalive;
+	double			 f_tclose;	/* when our FIN went out */
+	size_t			 f_consume;	/* bytes of f_buf this request
+						 * takes, freed when sent */
+	/* accounting */
+	uint64_t		 f_t0;		/* ms */
+	uint64_t		 f_bytes;	/* body bytes we sent */
+	unsigned		 f_requests;
+	char			 f_reqline[96];
+	const char		*f_why;
+};
+
+TAILQ_HEAD(flowq, flow);
+
+struct qt_stats {
+	uint64_t	st_accepted;
+	uint64_t	st_local;
+	uint64_t	st_handoffs;
+	uint64_t	st_handed_off;
+	uint64_t	st_taken_back;
+	uint64_t	st_resends;
+	uint64_t	st_back_flows;
+	uint64_t	st_forged;
+	uint64_t	st_stale;
+	uint64_t	st_dup_replays;
+	uint64_t	st_refused;
+	uint64_t	st_bad_requests;
+	uint64_t	st_bytes_served;
+	uint64_t	st_band_bad;
+};
+
+#define FLOW_HASH	4096
+
+struct qtd {
+	struct ev_loop		*loop;
+	struct qt_config	*cf;
+	char			 iface[IF_NAMESIZE];
+	struct qset		*set;
+	struct qct		*ct;
+	struct replay		*replay;
+	struct capture		*cap;
+	ev_io			 cap_io;
+	int			 band_fd;
+	ev_io			 band_io;
+	int			 listen_fd[QT_MAX_SVCS];
+	ev_io			 listen_io[QT_MAX_SVCS];
+	ev_signal		 sig_int, sig_term;
+	ev_prepare		 reaper;
+	ev_timer		 sweep;
+	struct flowq		 flows;
+	struct flowq		 dead;
+	size_t			 nflows;
+	struct flow		*front_hash[FLOW_HASH];
+	struct flow		*back_hash[FLOW_HASH];
+	uint64_t		 next_id;
+	int			 stopping;
+	struct qt_stats		 st;
+};
+
+extern struct qtd	*qtd;
+
+/* flow.c */
+struct flow	*flow_new(int back);
+void		 flow_close(struct flow *, const char *why);
+void		 flow_finish(struct flow *, const char *why);
+void		 flow_stop_watchers(struct flow *);
+void		 flow_hash_add(struct flow *);
+struct flow	*flow_by_token(int back, const uint8_t token[QT_TOKEN_LEN]);
+int		 flow_buf_reserve(struct flow *, size_t more);
+void		 flow_reap(void);
+const char	*flow_state_name(enum flow_state);
+void		 flow_log(const struct flow *, int level, const char *event,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* serve.c: the built-in static file responder */
+void	serve_start(struct flow *);
+void	serve_error(struct flow *, int status);
+
+/* front.c */
+int	front_listen(void);
+void	front_confirmed(struct flow *);
+void	front_refused(struct flow *, int err);
+void	front_closed(struct flow *, uint64_t bytes, unsigned requests);
+
+/* back.c */
+int	back_capture_start(void);
+void	back_sweep(void);
+void	back_flow_ended(struct flow *);
+void	back_abort(struct flow *);
+
+/* band.c: authenticated UDP between daemons */
+enum band_type { BAND_CONFIRM = 1, BAND_REFUSE, BAND_CLOSED, BAND_ABORT };
+int	band_open(void);
+int	band_send(int node, enum band_type, const uint8_t token[QT_TOKEN_LEN],
+	    uint32_t status, uint64_t a, uint64_t b);
+
+/* steer.c: the netfilter state this node owns */
+int	steer_setup(void);
+void	steer_teardown(void);
+void	steer_set_name(size_t svc, uint32_t peer_id, char *buf, size_t len);
+int	steer_add(struct flow *);
+void	steer_del(struct flow *);
+void	steer_ct_delete(struct flow *);
+
+#endif

@@ -1,0 +1,341 @@
+/*
+ * The back: capture the replays fronts send, reassemble each one, check
+ * it, rebuild the connection with TCP_REPAIR, confirm, and serve.
+ *
+ * Nothing in a replay is trusted before the whole of it (header, 4-tuple,
+ * request) has passed the MAC under the cluster key: its source address
+ * is the client's, so only the key can tell a front's replay from a
+ * forgery, and a back that rebuilt a forged one would send data to any
+ * address an attacker named.  Replays are not reliable delivery: a front
+ * resends a lost one, and a duplicate is confirmed again, never rebuilt.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/tcp.h>
+
+#include "qtd.h"
+
+#define ASM_MAX		1024	/* replays being reassembled at once */
+#define ASM_TTL_MS	2000
+#define SEEN_SLOTS	65536
+
+/* One replay being reassembled, keyed by the client's address and port
+ * and our hand-off port. */
+struct reasm {
+	TAILQ_ENTRY(reasm)	 a_entry;
+	uint32_t		 a_cip, a_bip;
+	uint16_t		 a_cport, a_bport;	/* network order */
+	uint64_t		 a_t0;
+	uint8_t			 a_hdrbuf[HDR_LEN];
+	struct hdr		 a_hdr;
+	uint8_t			*a_req;
+	uint8_t			*a_have;	/* one bit per request byte */
+	size_t			 a_got;
+	size_t			 a_svc;
+	int			 a_origin;
+};
+
+TAILQ_HEAD(reasmq, reasm);
+
+static struct reasmq	asms = TAILQ_HEAD_INITIALIZER(asms);
+static size_t		nasms;
+
+/* Tokens of hand-offs already served: a replay of one of them within the
+ * freshness window is a duplicate, not a new connection. */
+static struct {
+	uint8_t		token[QT_TOKEN_LEN];
+	uint64_t	t;
+} seen[SEEN_SLOTS];
+
+static unsigned
+seen_slot(const uint8_t t[QT_TOKEN_LEN])
+{
+	uint32_t v;
+
+	memcpy(&v, t + 4, sizeof(v));
+	return v % SEEN_SLOTS;
+}
+
+static int
+seen_test(const uint8_t t[QT_TOKEN_LEN])
+{
+	unsigned i = seen_slot(t);
+
+	return seen[i].t && memcmp(seen[i].token, t, QT_TOKEN_LEN) == 0;
+}
+
+static void
+seen_add(const uint8_t t[QT_TOKEN_LEN])
+{
+	unsigned i = seen_slot(t);
+
+	memcpy(seen[i].token, t, QT_TOKEN_LEN);
+	seen[i].t = now_ms();
+}
+
+static void
+asm_free(struct reasm *a)
+{
+	TAILQ_REMOVE(&asms, a, a_entry);
+	nasms--;
+	free(a->a_req);
+	free(a->a_have);
+	free(a);
+}
+
+static struct reasm *
+asm_find(const struct cap_pkt *p)
+{
+	struct reasm *a;
+
+	TAILQ_FOREACH(a, &asms, a_entry)
+		if (a->a_cip == p->p_src && a->a_cport == htons(p->p_sport) &&
+		    a->a_bport == htons(p->p_dport))
+			return a;
+	return NULL;
+}
+
+static void
+rebuild(struct reasm *a)
+{
+	const struct qt_config *cf = qtd->cf;
+	struct sockaddr_in local = { .sin_family = AF_INET };
+	struct sockaddr_in peer = { .sin_family = AF_INET };
+	struct flow *f;
+	int fd;
+
+	local.sin_addr.s_addr = a->a_bip;
+	local.sin_port = a->a_bport;
+	peer.sin_addr.s_addr = a->a_cip;
+	peer.sin_port = a->a_cport;
+	fd = repair_restore(&local, &peer, &a->a_hdr.h_rs);
+	if (fd == -1) {
+		int e = errno;
+
+		qtd->st.st_refused++;
+		log_warn("hand-off from %s for %s:%u refused: rebuild: %m",
+		    cf->c_nodes[a->a_origin].n_name, addr_str(a->a_cip),
+		    ntohs(a->a_cport));
+		(void)band_send(a->a_origin, BAND_REFUSE, a->a_hdr.h_token,
+		    (uint32_t)e, 0, 0);
+		return;
+	}
+	if (!(f = flow_new(1)) || flow_buf_reserve(f, a->a_hdr.h_req_len)) {
+		if (f)
+			f->f_fd = fd, f->f_frozen = 1;
+		else
+			repair_close(fd);
+		if (f)
+			flow_close(f, "out of memory");
+		(void)band_send(a->a_origin, BAND_REFUSE, a->a_hdr.h_token,
+		    ENOMEM, 0, 0);
+		return;
+	}
+	f->f_fd = fd;
+	f->f_cip = a->a_cip;
+	f->f_cport = a->a_cport;
+	f->f_laddr = a->a_bip;
+	f->f_lport = a->a_bport;
+	f->f_svc = a->a_svc;
+	f->f_peer = a->a_origin;
+	f->f_state = FS_BACK;
+	memcpy(f->f_token, a->a_hdr.h_token, QT_TOKEN_LEN);
+	memcpy(f->f_buf, a->a_req, a->a_hdr.h_req_len);
+	f->f_blen = a->a_hdr.h_req_len;
+	flow_hash_add(f);
+	qtd->st.st_back_flows++;
+	(void)band_send(a->a_origin, BAND_CONFIRM, f->f_token, 0, 0, 0);
+	flow_log(f, LOG_L_INFO, "materialized", "from %s on port %u",
+	    cf->c_nodes[a->a_origin].n_name, ntohs(a->a_bport));
+	serve_start(f);
+}
+
+/* The whole replay is here: check it, then act on it. */
+static void
+asm_complete(struct reasm *a)
+{
+	const struct qt_config *cf = qtd->cf;
+	struct hdr_tuple t = {
+		.t_cip = a->a_cip, .t_cport = a->a_cport,
+		.t_bip = a->a_bip, .t_bport = a->a_bport,
+	};
+	const struct hdr *h = &a->a_hdr;
+	uint64_t now = now_ms();
+	struct flow *f;
+
+	if (hdr_verify(a->a_hdrbuf, &t, a->a_req, h->h_req_len,
+	    cf->c_key) == -1 ||
+	    h->h_origin != cf->c_nodes[a->a_origin].n_id ||
+	    h->h_svc != a->a_svc) {
+		qtd->st.st_forged++;
+		log_warn("forged replay for %s:%u on port %u rejected",
+		    addr_str(a->a_cip), ntohs(a->a_cport), ntohs(a->a_bport));
+		return;
+	}
+	if (h->h_time_ms + cf->c_replay_window < now ||
+	    h->h_time_ms > now + cf->c_replay_window) {
+		qtd->st.st_stale++;
+		log_warn("stale replay from %s for %s:%u rejected (%lld ms "
+		    "off)", cf->c_nodes[a->a_origin].n_name,
+		    addr_str(a->a_cip), ntohs(a->a_cport),
+		    (long long)(now - h->h_time_ms));
+		return;
+	}
+	if ((f = flow_by_token(1, h->h_token))) {
+		/* The front resent: our confirmation was lost or late. */
+		qtd->st.st_dup_replays++;
+		(void)band_send(a->a_origin, BAND_CONFIRM, h->h_token, 0, 0, 0);
+		return;
+	}
+	if (seen_test(h->h_token)) {
+		qtd->st.st_dup_replays++;
+		return;
+	}
+	seen_add(h->h_token);
+	rebuild(a);
+}
+
+static void
+back_pkt(const struct cap_pkt *p, void *arg)
+{
+	const struct qt_config *cf = qtd->cf;
+	struct reasm *a;
+	size_t svc, off, i;
+	int origin;
+
+	(void)arg;
+	if (p->p_dst != config_self(cf)->n_addr ||
+	    config_hoport_owner(cf, p->p_dport, &svc, &origin) == -1 ||
+	    origin == cf->c_self)
+		return;
+	a = asm_find(p);
+	if (p->p_flags & TH_SYN) {
+		struct hdr h;
+
+		if (p->p_len < HDR_LEN || hdr_decode(p->p_data, p->p_len,
+		    &h) == -1 || h.h_isn != p->p_seq) {
+			qtd->st.st_forged++;
+			return;
+		}
+		if (a && memcmp(a->a_hdr.h_token, h.h_token,
+		    QT_TOKEN_LEN) == 0)
+			return;		/* a resend of what we are building */
+		if (a)
+			asm_free(a);
+		if (nasms >= ASM_MAX) {
+			/* Under a flood of SYNs the oldest half-built replay
+			 * goes; its front will resend. */
+			asm_free(TAILQ_FIRST(&asms));
+		}
+		if (!(a = calloc(1, sizeof(*a))) ||
+		    !(a->a_req = malloc(h.h_req_len + 1)) ||
+		    !(a->a_have = calloc(h.h_req_len / 8 + 1, 1))) {
+			if (a) {
+				free(a->a_req);
+				free(a);
+			}
+			return;
+		}
+		a->a_cip = p->p_src;
+		a->a_cport = htons(p->p_sport);
+		a->a_bip = p->p_dst;
+		a->a_bport = htons(p->p_dport);
+		a->a_t0 = now_ms();
+		a->a_svc = svc;
+		a->a_origin = origin;
+		a->a_hdr = h;
+		memcpy(a->a_hdrbuf, p->p_data, HDR_LEN);
+		TAILQ_INSERT_TAIL(&asms, a, a_entry);
+		nasms++;
+	} else {
+		if (!a || p->p_len == 0)
+			return;
+		off = (uint32_t)(p->p_seq - a->a_hdr.h_isn - 1);
+		if (off >= a->a_hdr.h_req_len ||
+		    p->p_len > a->a_hdr.h_req_len - off)
+			return;
+		memcpy(a->a_req + off, p->p_data, p->p_len);
+		for (i = off; i < off + p->p_len; i++)
+			if (!(a->a_have[i / 8] & (1u << (i % 8)))) {
+				a->a_have[i / 8] |= (uint8_t)(1u << (i % 8));
+				a->a_got++;
+			}
+	}
+	if (a->a_got == a->a_hdr.h_req_len) {
+		asm_complete(a);
+		asm_free(a);
+	}
+}
+
+static void
+cap_ready(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	capture_dispatch(qtd->cap);
+}
+
+int
+back_capture_start(void)
+{
+	const struct qt_config *cf = qtd->cf;
+	char filter[1024], err[512];
+	size_t s, n;
+
+	n = (size_t)snprintf(filter, sizeof(filter),
+	    "ip dst host %s and tcp and (tcp[12] & 0xf0) > 0x50 and "
+	    "tcp[20] = %d and tcp[21] = 4 and tcp[22:2] = %u and (",
+	    addr_str(config_self(cf)->n_addr), QT_MARK_KIND, QT_MARK_EXID);
+	for (s = 0; s < cf->c_nsvcs && n < sizeof(filter); s++)
+		n += (size_t)snprintf(filter + n, sizeof(filter) - n,
+		    "%sdst portrange %u-%u", s ? " or " : "",
+		    cf->c_svcs[s].s_hobase + 1,
+		    cf->c_svcs[s].s_hobase + QT_MAX_NODES - 1);
+	if (n < sizeof(filter))
+		snprintf(filter + n, sizeof(filter) - n, ")");
+	qtd->cap = capture_open(qtd->iface, filter, back_pkt, NULL, err,
+	    sizeof(err));
+	if (!qtd->cap) {
+		log_err("replay capture: %s", err);
+		return -1;
+	}
+	ev_io_init(&qtd->cap_io, cap_ready, capture_fd(qtd->cap), EV_READ);
+	ev_io_start(qtd->loop, &qtd->cap_io);
+	log_info("capturing replays on %s", qtd->iface);
+	return 0;
+}
+
+void
+back_sweep(void)
+{
+	uint64_t now = now_ms();
+	struct reasm *a;
+
+	while ((a = TAILQ_FIRST(&asms)) && a->a_t0 + ASM_TTL_MS < now)
+		asm_free(a);
+}
+
+/* A back flow ends: the front may stop steering once our socket is fully
+ * closed, which flow_finish() waited for.  An aborted flow was frozen and
+ * closed silently on the front's word: nothing to report. */
+void
+back_flow_ended(struct flow *f)
+{
+	if (f->f_frozen)
+		return;
+	if (band_send(f->f_peer, BAND_CLOSED, f->f_token, 0, f->f_bytes,
+	    f->f_requests) == -1)
+		flow_log(f, LOG_L_WARN, "report", "cannot tell %s: %m",
+		    qtd->cf->c_nodes[f->f_peer].n_name);
+}
+
+void
+back_abort(struct flow *f)
+{
+	f->f_frozen = 1;
+	flow_close(f, "aborted by the front");
+}

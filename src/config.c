@@ -1,0 +1,522 @@
+/*
+ * The configuration file: one statement per line, "key value...", '#'
+ * starts a comment.  Scalar options are rows of one table (name, kind,
+ * bounds, field, default); node and service lines have parsers of their
+ * own.  Every error is reported as file:line: message and parsing goes on,
+ * so one run shows them all; the caller swaps a config in only when the
+ * count is zero.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "qt.h"
+
+#define CF_MAXARGS	16
+
+enum cf_kind { CF_UINT, CF_BOOL, CF_STR, CF_PORT, CF_LOGLEVEL };
+
+struct cf_option {
+	const char	*name;
+	enum cf_kind	 kind;
+	size_t		 off;
+	size_t		 size;		/* CF_STR: buffer size */
+	unsigned long	 min, max;
+	const char	*def;
+};
+
+#define OFF(f)	offsetof(struct qt_config, f)
+#define SZ(f)	sizeof(((struct qt_config *)0)->f)
+
+static const struct cf_option cf_options[] = {
+	{ "self", CF_STR, OFF(c_self_name), SZ(c_self_name), 0, 0, "" },
+	{ "key-file", CF_STR, OFF(c_key_file), SZ(c_key_file), 0, 0,
+	    "/etc/quicktwitch/cluster.key" },
+	{ "docroot", CF_STR, OFF(c_docroot), SZ(c_docroot), 0, 0,
+	    "/var/www/html" },
+	{ "interface", CF_STR, OFF(c_iface), SZ(c_iface), 0, 0, "" },
+	{ "control-socket", CF_STR, OFF(c_ctl_path), SZ(c_ctl_path), 0, 0,
+	    "/run/quicktwitchd/qt.sock" },
+	{ "band-port", CF_PORT, OFF(c_band_port), 0, 1, 65535, "7400" },
+	{ "handoff-timeout", CF_UINT, OFF(c_handoff_timeout), 0, 10, 10000,
+	    "200" },
+	{ "handoff-tries", CF_UINT, OFF(c_handoff_tries), 0, 1, 20, "3" },
+	{ "header-timeout", CF_UINT, OFF(c_header_timeout), 0, 100, 600000,
+	    "10000" },
+	{ "idle-timeout", CF_UINT, OFF(c_idle_timeout), 0, 100, 3600000,
+	    "60000" },
+	{ "close-wait", CF_UINT, OFF(c_close_wait), 0, 100, 600000,
+	    "60000" },
+	{ "conntrack-grace", CF_UINT, OFF(c_ct_grace), 0, 0, 600000, "2000" },
+	{ "max-header", CF_UINT, OFF(c_max_header), 0, 256, 65536, "16384" },
+	{ "replay-window", CF_UINT, OFF(c_replay_window), 0, 100, 600000,
+	    "10000" },
+	{ "set-maxelem", CF_UINT, OFF(c_set_maxelem), 0, 1024, 16777216,
+	    "1048576" },
+	{ "set-sysctls", CF_BOOL, OFF(c_set_sysctls), 0, 0, 0, "no" },
+	{ "log-level", CF_LOGLEVEL, OFF(c_log_level), 0, 0, 0, "info" },
+};
+
+struct cf_ctx {
+	const char		*file;
+	int			 line;
+	int			 errors;
+	struct qt_config	*cf;
+};
+
+static void
+cf_error(struct cf_ctx *x, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+cf_error(struct cf_ctx *x, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_err("%s:%d: %s", x->file, x->line, msg);
+	x->errors++;
+}
+
+static int
+parse_ulong(const char *s, unsigned long min, unsigned long max,
+    unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+parse_bool(const char *s, int *out)
+{
+	if (!strcasecmp(s, "yes") || !strcasecmp(s, "on") || !strcmp(s, "1"))
+		*out = 1;
+	else if (!strcasecmp(s, "no") || !strcasecmp(s, "off") ||
+	    !strcmp(s, "0"))
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+static int
+cf_set(struct cf_ctx *x, const struct cf_option *o, const char *val)
+{
+	char *field = (char *)x->cf + o->off;
+	unsigned long v;
+	int b;
+
+	switch (o->kind) {
+	case CF_STR:
+		if (strlen(val) >= o->size) {
+			cf_error(x, "%s: value too long (at most %zu bytes)",
+			    o->name, o->size - 1);
+			return -1;
+		}
+		strcpy(field, val);
+		return 0;
+	case CF_UINT:
+		if (parse_ulong(val, o->min, o->max, &v) == -1) {
+			cf_error(x, "%s: \"%s\" is not a number from %lu to "
+			    "%lu", o->name, val, o->min, o->max);
+			return -1;
+		}
+		*(unsigned *)field = (unsigned)v;
+		return 0;
+	case CF_PORT:
+		if (parse_ulong(val, o->min, o->max, &v) == -1) {
+			cf_error(x, "%s: \"%s\" is not a port number", o->name,
+			    val);
+			return -1;
+		}
+		*(uint16_t *)field = (uint16_t)v;
+		return 0;
+	case CF_BOOL:
+		if (parse_bool(val, &b) == -1) {
+			cf_error(x, "%s: \"%s\" is not yes or no", o->name,
+			    val);
+			return -1;
+		}
+		*(int *)field = b;
+		return 0;
+	case CF_LOGLEVEL:
+		if ((b = log_level_parse(val)) == -1) {
+			cf_error(x, "%s: \"%s\" is not one of error, warning, "
+			    "notice, info, debug", o->name, val);
+			return -1;
+		}
+		*(int *)field = b;
+		return 0;
+	}
+	return -1;
+}
+
+static int
+valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= QT_NAME_MAX)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
+			return 0;
+	return 1;
+}
+
+/* node NAME id N address A.B.C.D [weight W] */
+static void
+cf_node(struct cf_ctx *x, char **av, int ac)
+{
+	struct qt_config *cf = x->cf;
+	struct qt_node n = { .n_weight = 100, .n_up = 1 };
+	unsigned long v;
+	size_t i;
+	int k, have_id = 0, have_addr = 0;
+
+	if (ac < 2 || !valid_name(av[1])) {
+		cf_error(x, "node: expected a name (letters, digits, '-', "
+		    "'_', at most %d bytes)", QT_NAME_MAX - 1);
+		return;
+	}
+	strcpy(n.n_name, av[1]);
+	for (k = 2; k < ac; k += 2) {
+		if (k + 1 >= ac) {
+			cf_error(x, "node %s: \"%s\" needs a value", av[1],
+			    av[k]);
+			return;
+		}
+		if (!strcmp(av[k], "id")) {
+			if (parse_ulong(av[k + 1], 1, QT_MAX_NODES - 1,
+			    &v) == -1) {
+				cf_error(x, "node %s: id \"%s\" is not from 1 "
+				    "to %d", av[1], av[k + 1],
+				    QT_MAX_NODES - 1);
+				return;
+			}
+			n.n_id = (uint32_t)v;
+			have_id = 1;
+		} else if (!strcmp(av[k], "address")) {
+			struct in_addr a;
+
+			if (inet_pton(AF_INET, av[k + 1], &a) != 1 ||
+			    a.s_addr == INADDR_ANY) {
+				cf_error(x, "node %s: \"%s\" is not an IPv4 "
+				    "address", av[1], av[k + 1]);
+				return;
+			}
+			n.n_addr = a.s_addr;
+			have_addr = 1;
+		} else if (!strcmp(av[k], "weight")) {
+			if (parse_ulong(av[k + 1], 0, 1000000, &v) == -1) {
+				cf_error(x, "node %s: weight \"%s\" is not "
+				    "from 0 to 1000000", av[1], av[k + 1]);
+				return;
+			}
+			n.n_weight = (uint32_t)v;
+		} else {
+			cf_error(x, "node %s: unknown attribute \"%s\"", av[1],
+			    av[k]);
+			return;
+		}
+	}
+	if (!have_id || !have_addr) {
+		cf_error(x, "node %s: needs both id and address", av[1]);
+		return;
+	}
+	for (i = 0; i < cf->c_nnodes; i++) {
+		if (!strcmp(cf->c_nodes[i].n_name, n.n_name) ||
+		    cf->c_nodes[i].n_id == n.n_id ||
+		    cf->c_nodes[i].n_addr == n.n_addr) {
+			cf_error(x, "node %s: name, id or address already "
+			    "used by node %s", av[1], cf->c_nodes[i].n_name);
+			return;
+		}
+	}
+	if (cf->c_nnodes == QT_MAX_NODES - 1) {
+		cf_error(x, "node %s: too many nodes", av[1]);
+		return;
+	}
+	cf->c_nodes[cf->c_nnodes++] = n;
+}
+
+/* service NAME port P handoff-base B */
+static void
+cf_service(struct cf_ctx *x, char **av, int ac)
+{
+	struct qt_config *cf = x->cf;
+	struct qt_service s = { .s_port = 0 };
+	unsigned long v;
+	int k;
+
+	if (ac < 2 || !valid_name(av[1])) {
+		cf_error(x, "service: expected a name");
+		return;
+	}
+	strcpy(s.s_name, av[1]);
+	for (k = 2; k < ac; k += 2) {
+		if (k + 1 >= ac) {
+			cf_error(x, "service %s: \"%s\" needs a value", av[1],
+			    av[k]);
+			return;
+		}
+		if (parse_ulong(av[k + 1], 1, 65535, &v) == -1) {
+			cf_error(x, "service %s: %s \"%s\" is not a port "
+			    "number", av[1], av[k], av[k + 1]);
+			return;
+		}
+		if (!strcmp(av[k], "port"))
+			s.s_port = (uint16_t)v;
+		else if (!strcmp(av[k], "handoff-base"))
+			s.s_hobase = (uint16_t)v;
+		else {
+			cf_error(x, "service %s: unknown attribute \"%s\"",
+			    av[1], av[k]);
+			return;
+		}
+	}
+	if (!s.s_port || !s.s_hobase) {
+		cf_error(x, "service %s: needs port and handoff-base", av[1]);
+		return;
+	}
+	if (s.s_hobase > 65535 - QT_MAX_NODES) {
+		cf_error(x, "service %s: handoff-base must leave room for %d "
+		    "ports", av[1], QT_MAX_NODES);
+		return;
+	}
+	if (cf->c_nsvcs == QT_MAX_SVCS) {
+		cf_error(x, "service %s: at most %d services", av[1],
+		    QT_MAX_SVCS);
+		return;
+	}
+	cf->c_svcs[cf->c_nsvcs++] = s;
+}
+
+static int
+split(char *line, char **av, int max)
+{
+	int ac = 0;
+	char *p = line;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0' || *p == '#' || *p == '\n' || *p == '\r')
+			break;
+		if (ac == max)
+			return -1;
+		av[ac++] = p;
+		while (*p && *p != ' ' && *p != '\t' && *p != '\n' &&
+		    *p != '\r' && *p != '#')
+			p++;
+		if (*p == '#') {
+			*p = '\0';
+			break;
+		}
+		if (*p)
+			*p++ = '\0';
+	}
+	return ac;
+}
+
+static void
+cf_defaults(struct cf_ctx *x)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(cf_options) / sizeof(cf_options[0]); i++)
+		(void)cf_set(x, &cf_options[i], cf_options[i].def);
+}
+
+/* Whole-config checks that no single line can make. */
+static void
+cf_validate(struct cf_ctx *x)
+{
+	struct qt_config *cf = x->cf;
+	size_t i, j;
+	FILE *f;
+	char buf[256];
+
+	x->line = 0;
+	cf->c_self = -1;
+	for (i = 0; i < cf->c_nnodes; i++)
+		if (!strcmp(cf->c_nodes[i].n_name, cf->c_self_name))
+			cf->c_self = (int)i;
+	if (!cf->c_self_name[0])
+		cf_error(x, "\"self\" is missing: name this node");
+	else if (cf->c_self < 0)
+		cf_error(x, "self \"%s\" is not one of the nodes",
+		    cf->c_self_name);
+	if (cf->c_nsvcs == 0)
+		cf_error(x, "no service defined");
+	for (i = 0; i < cf->c_nsvcs; i++) {
+		for (j = i + 1; j < cf->c_nsvcs; j++) {
+			const struct qt_service *a = &cf->c_svcs[i];
+			const struct qt_service *b = &cf->c_svcs[j];
+
+			if (a->s_port == b->s_port)
+				cf_error(x, "services %s and %s share port %u",
+				    a->s_name, b->s_name, a->s_port);
+			if (a->s_hobase < b->s_hobase + QT_MAX_NODES &&
+			    b->s_hobase < a->s_hobase + QT_MAX_NODES)
+				cf_error(x, "services %s and %s: hand-off port "
+				    "ranges overlap (each takes %d ports)",
+				    a->s_name, b->s_name, QT_MAX_NODES);
+		}
+		for (j = 0; j < cf->c_nsvcs; j++) {
+			uint16_t p = cf->c_svcs[j].s_port;
+
+			if (p >= cf->c_svcs[i].s_hobase &&
+			    p < cf->c_svcs[i].s_hobase + QT_MAX_NODES)
+				cf_error(x, "service %s: port %u lies in a "
+				    "hand-off port range", cf->c_svcs[j].s_name,
+				    p);
+		}
+	}
+	if (!cf->c_key_file[0]) {
+		cf_error(x, "key-file is missing");
+		return;
+	}
+	if (!(f = fopen(cf->c_key_file, "r"))) {
+		cf_error(x, "key-file \"%s\": %s", cf->c_key_file,
+		    strerror(errno));
+		return;
+	}
+	memset(buf, 0, sizeof(buf));
+	if (fread(buf, 1, sizeof(buf) - 1, f) == 0 ||
+	    auth_key_parse(buf, cf->c_key) == -1)
+		cf_error(x, "key-file \"%s\": expected 64 hex digits "
+		    "(make one with: head -c 32 /dev/urandom | od -An -tx1 "
+		    "| tr -d ' \\n')", cf->c_key_file);
+	fclose(f);
+}
+
+int
+config_load(const char *path, struct qt_config *cf)
+{
+	struct cf_ctx x = { .file = path, .cf = cf };
+	char line[1024], *av[CF_MAXARGS];
+	FILE *f;
+	size_t i;
+	int ac;
+
+	memset(cf, 0, sizeof(*cf));
+	snprintf(cf->c_path, sizeof(cf->c_path), "%s", path);
+	cf_defaults(&x);
+	if (!(f = fopen(path, "r"))) {
+		log_err("%s: %s", path, strerror(errno));
+		return 1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		x.line++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			int c;
+
+			cf_error(&x, "line too long");
+			while ((c = fgetc(f)) != EOF && c != '\n')
+				;
+			continue;
+		}
+		if ((ac = split(line, av, CF_MAXARGS)) == -1) {
+			cf_error(&x, "too many words");
+			continue;
+		}
+		if (ac == 0)
+			continue;
+		if (!strcmp(av[0], "node")) {
+			cf_node(&x, av, ac);
+			continue;
+		}
+		if (!strcmp(av[0], "service")) {
+			cf_service(&x, av, ac);
+			continue;
+		}
+		for (i = 0; i < sizeof(cf_options) / sizeof(cf_options[0]); i++)
+			if (!strcmp(av[0], cf_options[i].name))
+				break;
+		if (i == sizeof(cf_options) / sizeof(cf_options[0])) {
+			cf_error(&x, "unknown keyword \"%s\"", av[0]);
+			continue;
+		}
+		if (ac != 2) {
+			cf_error(&x, "%s: expected exactly one value", av[0]);
+			continue;
+		}
+		(void)cf_set(&x, &cf_options[i], av[1]);
+	}
+	fclose(f);
+	cf_validate(&x);
+	return x.errors;
+}
+
+const struct qt_node *
+config_self(const struct qt_config *cf)
+{
+	return &cf->c_nodes[cf->c_self];
+}
+
+int
+config_node_by_id(const struct qt_config *cf, uint32_t id)
+{
+	size_t i;
+
+	for (i = 0; i < cf->c_nnodes; i++)
+		if (cf->c_nodes[i].n_id == id)
+			return (int)i;
+	return -1;
+}
+
+int
+config_node_by_addr(const struct qt_config *cf, uint32_t addr)
+{
+	size_t i;
+
+	for (i = 0; i < cf->c_nnodes; i++)
+		if (cf->c_nodes[i].n_addr == addr)
+			return (int)i;
+	return -1;
+}
+
+uint16_t
+config_hoport(const struct qt_config *cf, size_t svc, uint32_t origin)
+{
+	return (uint16_t)(cf->c_svcs[svc].s_hobase + origin);
+}
+
+int
+config_hoport_owner(const struct qt_config *cf, uint16_t port, size_t *svc,
+    int *origin)
+{
+	size_t i;
+
+	for (i = 0; i < cf->c_nsvcs; i++) {
+		uint16_t b = cf->c_svcs[i].s_hobase;
+
+		if (port > b && port < b + QT_MAX_NODES) {
+			int n = config_node_by_id(cf, port - b);
+
+			if (n < 0)
+				return -1;
+			*svc = i;
+			*origin = n;
+			return 0;
+		}
+	}
+	return -1;
+}

@@ -1,0 +1,283 @@
+/*
+ * Flows: creation, lookup by hand-off token, the close path and the
+ * reaper.  A flow is never freed inside a callback that may still touch
+ * it: flow_close() marks it dead and the reaper frees it before the loop
+ * next waits.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <netinet/tcp.h>
+
+#include "qtd.h"
+
+static const char *const flow_states[FS_NSTATES] = {
+	[FS_READING] = "reading",
+	[FS_LOCAL] = "local",
+	[FS_REPLAYING] = "replaying",
+	[FS_HANDED_OFF] = "handed-off",
+	[FS_TAKEN_BACK] = "taken-back",
+	[FS_BACK] = "back",
+	[FS_CLOSING] = "closing",
+	[FS_GRACE] = "grace",
+};
+
+const char *
+flow_state_name(enum flow_state s)
+{
+	return s < FS_NSTATES ? flow_states[s] : "?";
+}
+
+struct flow *
+flow_new(int back)
+{
+	struct flow *f;
+
+	if (!(f = calloc(1, sizeof(*f))))
+		return NULL;
+	f->f_id = ++qtd->next_id;
+	f->f_back = back;
+	f->f_fd = -1;
+	f->f_file = -1;
+	f->f_peer = -1;
+	f->f_t0 = now_ms();
+	TAILQ_INSERT_TAIL(&qtd->flows, f, f_entry);
+	qtd->nflows++;
+	return f;
+}
+
+static unsigned
+token_bucket(const uint8_t t[QT_TOKEN_LEN])
+{
+	uint32_t v;
+
+	memcpy(&v, t, sizeof(v));	/* tokens are random */
+	return v % FLOW_HASH;
+}
+
+void
+flow_hash_add(struct flow *f)
+{
+	struct flow **h = f->f_back ? qtd->back_hash : qtd->front_hash;
+	unsigned b = token_bucket(f->f_token);
+
+	f->f_hnext = h[b];
+	h[b] = f;
+}
+
+static void
+flow_hash_del(struct flow *f)
+{
+	struct flow **h = f->f_back ? qtd->back_hash : qtd->front_hash;
+	struct flow **pp;
+
+	for (pp = &h[token_bucket(f->f_token)]; *pp; pp = &(*pp)->f_hnext)
+		if (*pp == f) {
+			*pp = f->f_hnext;
+			return;
+		}
+}
+
+struct flow *
+flow_by_token(int back, const uint8_t token[QT_TOKEN_LEN])
+{
+	struct flow *f;
+
+	f = (back ? qtd->back_hash : qtd->front_hash)[token_bucket(token)];
+	for (; f; f = f->f_hnext)
+		if (!f->f_dead && memcmp(f->f_token, token, QT_TOKEN_LEN) == 0)
+			return f;
+	return NULL;
+}
+
+int
+flow_buf_reserve(struct flow *f, size_t more)
+{
+	size_t want = f->f_blen + more;
+	char *nb;
+
+	if (want <= f->f_bcap)
+		return 0;
+	if (want < 4096)
+		want = 4096;
+	if (want < f->f_bcap * 2)
+		want = f->f_bcap * 2;
+	if (!(nb = realloc(f->f_buf, want)))
+		return -1;
+	f->f_buf = nb;
+	f->f_bcap = want;
+	return 0;
+}
+
+void
+flow_log(const struct flow *f, int level, const char *event,
+    const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_msg(level, "flow %llu %s %s:%u %s: %s", (unsigned long long)f->f_id,
+	    f->f_back ? "back" : "front", addr_str(f->f_cip),
+	    ntohs(f->f_cport), event, msg);
+}
+
+void
+flow_stop_watchers(struct flow *f)
+{
+	ev_io_stop(qtd->loop, &f->f_io);
+	ev_timer_stop(qtd->loop, &f->f_timer);
+}
+
+/*
+ * The one way a flow ends.  Whatever state it is in, everything it owns
+ * is released here: descriptor (a frozen one silently), file, steering.
+ */
+void
+flow_close(struct flow *f, const char *why)
+{
+	if (f->f_dead)
+		return;
+	f->f_dead = 1;
+	f->f_why = why;
+	flow_stop_watchers(f);
+	if (f->f_fd != -1) {
+		if (f->f_frozen)
+			repair_close(f->f_fd);
+		else
+			(void)close(f->f_fd);
+		f->f_fd = -1;
+	}
+	if (f->f_file != -1) {
+		(void)close(f->f_file);
+		f->f_file = -1;
+	}
+	/* A handed-off flow stays steered when the daemon stops: the back
+	 * is still serving it. */
+	if (!f->f_back && f->f_steered &&
+	    !(qtd->stopping && f->f_state == FS_HANDED_OFF))
+		steer_del(f);
+	if (f->f_back)
+		back_flow_ended(f);
+	flow_log(f, LOG_L_INFO, "closed", "%s after %llu ms, %u requests, "
+	    "%llu bytes%s%s", why, (unsigned long long)(now_ms() - f->f_t0),
+	    f->f_requests, (unsigned long long)f->f_bytes,
+	    f->f_reqline[0] ? ", first " : "", f->f_reqline);
+	flow_hash_del(f);
+	TAILQ_REMOVE(&qtd->flows, f, f_entry);
+	TAILQ_INSERT_TAIL(&qtd->dead, f, f_entry);
+	qtd->nflows--;
+}
+
+void
+flow_reap(void)
+{
+	struct flow *f;
+
+	while ((f = TAILQ_FIRST(&qtd->dead))) {
+		TAILQ_REMOVE(&qtd->dead, f, f_entry);
+		free(f->f_buf);
+		free(f);
+	}
+}
+
+/*
+ * Closing a connection without losing the peer's last bytes or provoking
+ * an RST: send our FIN, read and discard until the peer's FIN.  A back
+ * waits further until the kernel's socket is fully closed (the client's
+ * last ACK seen): only then may the front stop steering, or the client's
+ * stray packets would reach the front's stack and be reset.
+ */
+static void
+closing_poll(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct flow *f = container_of(w, struct flow, f_timer);
+	int st;
+
+	(void)loop;
+	(void)revents;
+	st = tcp_state(f->f_fd);
+	if (st == -1 || st == TCP_CLOSE) {
+		flow_close(f, f->f_why ? f->f_why : "closed");
+		return;
+	}
+	if ((ev_now(qtd->loop) - f->f_tclose) * 1000 >
+	    qtd->cf->c_close_wait) {
+		flow_close(f, "close-wait expired");
+		return;
+	}
+	ev_timer_again(qtd->loop, &f->f_timer);
+}
+
+static void
+closing_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct flow *f = container_of(w, struct flow, f_io);
+	char sink[4096];
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	for (;;) {
+		n = recv(f->f_fd, sink, sizeof(sink), 0);
+		if (n > 0)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		break;
+	}
+	ev_io_stop(qtd->loop, &f->f_io);
+	if (n == -1) {
+		flow_close(f, "reset while closing");
+		return;
+	}
+	if (!f->f_back) {
+		flow_close(f, f->f_why);
+		return;
+	}
+	/* Back: poll until the last ACK has been seen. */
+	ev_timer_stop(qtd->loop, &f->f_timer);
+	ev_init(&f->f_timer, closing_poll);
+	f->f_timer.repeat = 0.02;
+	ev_timer_again(qtd->loop, &f->f_timer);
+}
+
+static void
+closing_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct flow *f = container_of(w, struct flow, f_timer);
+
+	(void)loop;
+	(void)revents;
+	flow_close(f, "close-wait expired");
+}
+
+void
+flow_finish(struct flow *f, const char *why)
+{
+	flow_stop_watchers(f);
+	if (f->f_file != -1) {
+		(void)close(f->f_file);
+		f->f_file = -1;
+	}
+	f->f_why = why;
+	f->f_state = FS_CLOSING;
+	f->f_tclose = ev_now(qtd->loop);
+	if (shutdown(f->f_fd, SHUT_WR) == -1 && errno != ENOTCONN) {
+		flow_close(f, why);
+		return;
+	}
+	ev_io_init(&f->f_io, closing_read, f->f_fd, EV_READ);
+	ev_io_start(qtd->loop, &f->f_io);
+	ev_timer_init(&f->f_timer, closing_timeout,
+	    qtd->cf->c_close_wait / 1000.0, 0);
+	ev_timer_start(qtd->loop, &f->f_timer);
+	closing_read(qtd->loop, &f->f_io, EV_READ);
+}

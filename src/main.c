@@ -1,0 +1,188 @@
+/*
+ * quicktwitchd: the daemon's entry point.  Runs in the foreground (systemd
+ * style); -n checks the configuration and exits.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qtd.h"
+
+struct qtd	*qtd;
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: quicktwitchd [-n] [--cleanup] [-d] -c FILE\n"
+	    "  -c FILE     configuration file (default /etc/qt.conf)\n"
+	    "  -n          check the configuration and exit\n"
+	    "  -d          log at debug level\n"
+	    "  --cleanup   remove every rule and set this node owns, and exit\n");
+	exit(2);
+}
+
+static void
+on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)revents;
+	log_notice("signal %d: stopping", w->signum);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	flow_reap();
+}
+
+static void
+on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	back_sweep();
+}
+
+static int
+open_kernel_handles(char *err, size_t errlen)
+{
+	if (!(qtd->set = qset_open())) {
+		snprintf(err, errlen, "ipset session: %s", strerror(errno));
+		return -1;
+	}
+	if (!(qtd->ct = qct_open())) {
+		snprintf(err, errlen, "ctnetlink: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "cleanup", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct qtd d;
+	static struct qt_config cf;
+	const char *path = "/etc/qt.conf";
+	int ch, check = 0, cleanup = 0, debug = 0, errors;
+	char err[512];
+	struct flow *f;
+
+	while ((ch = getopt_long(argc, argv, "c:ndh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		case 'C':
+			cleanup = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	log_init("quicktwitchd", LOG_L_INFO);
+	if (auth_init() == -1) {
+		log_err("libsodium cannot initialise");
+		return 1;
+	}
+	if ((errors = config_load(path, &cf)) != 0) {
+		log_err("%s: %d error%s, not started", path, errors,
+		    errors == 1 ? "" : "s");
+		return 1;
+	}
+	if (check) {
+		printf("configuration OK\n");
+		return 0;
+	}
+	log_set_level(debug ? LOG_L_DEBUG : cf.c_log_level);
+	signal(SIGPIPE, SIG_IGN);
+
+	qtd = &d;
+	d.cf = &cf;
+	d.band_fd = -1;
+	TAILQ_INIT(&d.flows);
+	TAILQ_INIT(&d.dead);
+	if (!(d.loop = ev_default_loop(EVFLAG_AUTO))) {
+		log_err("libev: cannot create the event loop");
+		return 1;
+	}
+	if (open_kernel_handles(err, sizeof(err)) == -1) {
+		log_err("%s", err);
+		return 1;
+	}
+	if (cleanup) {
+		steer_teardown();
+		log_notice("removed every rule and set of this node");
+		return 0;
+	}
+	if (cf.c_iface[0])
+		snprintf(d.iface, sizeof(d.iface), "%s", cf.c_iface);
+	else if (iface_of_addr(config_self(&cf)->n_addr, d.iface,
+	    sizeof(d.iface)) == -1) {
+		log_err("no interface holds this node's address %s: is "
+		    "\"self\" right?", addr_str(config_self(&cf)->n_addr));
+		return 1;
+	}
+	if (sysctl_check(d.iface, cf.c_set_sysctls) != 0) {
+		log_err("kernel settings are wrong, not started");
+		return 1;
+	}
+	if (!(d.replay = replay_open(err, sizeof(err)))) {
+		log_err("replay socket: %s", err);
+		return 1;
+	}
+	if (steer_setup() == -1 || band_open() == -1 ||
+	    back_capture_start() == -1 || front_listen() == -1) {
+		if (d.band_fd == -1)
+			log_err("band socket on port %u: %m", cf.c_band_port);
+		return 1;
+	}
+
+	ev_signal_init(&d.sig_int, on_signal, SIGINT);
+	ev_signal_start(d.loop, &d.sig_int);
+	ev_signal_init(&d.sig_term, on_signal, SIGTERM);
+	ev_signal_start(d.loop, &d.sig_term);
+	ev_prepare_init(&d.reaper, on_prepare);
+	ev_prepare_start(d.loop, &d.reaper);
+	ev_timer_init(&d.sweep, on_sweep, 1.0, 1.0);
+	ev_timer_start(d.loop, &d.sweep);
+
+	log_notice("node %s (id %u, %s) ready: %zu nodes, %zu services",
+	    config_self(&cf)->n_name, config_self(&cf)->n_id,
+	    addr_str(config_self(&cf)->n_addr), cf.c_nnodes, cf.c_nsvcs);
+	ev_run(d.loop, 0);
+	d.stopping = 1;
+
+	/* Steering lives in the kernel and stays: a restarted daemon must
+	 * not cut the flows the backs are serving.  --cleanup removes it. */
+	while ((f = TAILQ_FIRST(&d.flows)))
+		flow_close(f, "daemon stopping");
+	flow_reap();
+	capture_close(d.cap);
+	replay_close(d.replay);
+	qset_close(d.set);
+	qct_close(d.ct);
+	log_notice("stopped");
+	return 0;
+}

@@ -1,0 +1,264 @@
+/*
+ * The netfilter state this node owns, and per-flow steering.
+ *
+ * Static rules, in our own chains (nf_ipt.c), derived from the config:
+ *
+ * As a front, for each service S and each peer P:
+ *   raw PREROUTING   flows in set qt-S-P: RETURN (tracked), then every
+ *                    other flow to our S port: NOTRACK.  Connections we
+ *                    serve ourselves cost no conntrack work, and once a
+ *                    flow leaves its set its stray packets and a new
+ *                    connection on the same port reach our own stack at
+ *                    once, whatever conntrack entry still lingers.
+ *   nat PREROUTING   -d us --dport S -m set qt-S-P -> DNAT P:(S.hobase+our id)
+ *   raw OUTPUT       our replies from port S: NOTRACK; replay packets
+ *                    (marker option): NOTRACK, so the packets we send as
+ *                    the client never collide with a steered flow's entry.
+ * As a back, for each service S, on our hand-off ports S.hobase+1..+63:
+ *   raw PREROUTING   marked packets (replays): DROP before TCP sees them
+ *                    (the capture still gets them); the rest: NOTRACK, or
+ *                    their entries would clash with the SNAT's.
+ *   nat POSTROUTING  --sport S.hobase+O -> SNAT O:S for each origin O.
+ *   filter INPUT     packets with a socket: ACCEPT; the rest: DROP, never
+ *                    an RST, which would leave as the origin's address.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qtd.h"
+
+void
+steer_set_name(size_t svc, uint32_t peer_id, char *buf, size_t len)
+{
+	snprintf(buf, len, "qt-%zu-%u", svc, peer_id);
+}
+
+struct rules {
+	struct ipt_rule	*r;
+	size_t		 n, cap;
+	char		(*names)[32];
+};
+
+static struct ipt_rule *
+rule_add(struct rules *rl, enum ipt_hook hook, enum ipt_verdict v)
+{
+	struct ipt_rule *r;
+
+	if (rl->n == rl->cap)
+		return NULL;
+	r = &rl->r[rl->n++];
+	memset(r, 0, sizeof(*r));
+	r->ir_hook = hook;
+	r->ir_verdict = v;
+	return r;
+}
+
+static int
+rules_build(const struct qt_config *cf, struct rules *rl)
+{
+	const struct qt_node *self = config_self(cf);
+	struct ipt_rule *r;
+	size_t s, p, nnames = 0;
+
+	for (s = 0; s < cf->c_nsvcs; s++) {
+		const struct qt_service *sv = &cf->c_svcs[s];
+		uint16_t lo = sv->s_hobase + 1;
+		uint16_t hi = sv->s_hobase + QT_MAX_NODES - 1;
+
+		/* front */
+		for (p = 0; p < cf->c_nnodes; p++) {
+			const struct qt_node *peer = &cf->c_nodes[p];
+			char *name;
+
+			if ((int)p == cf->c_self)
+				continue;
+			name = rl->names[nnames++];
+			steer_set_name(s, peer->n_id, name, 32);
+			if (!(r = rule_add(rl, IPT_RAW_PRE, IPT_V_RETURN)))
+				return -1;
+			r->ir_dst = self->n_addr;
+			r->ir_dport_lo = r->ir_dport_hi = sv->s_port;
+			r->ir_set = name;
+			if (!(r = rule_add(rl, IPT_NAT_PRE, IPT_V_DNAT)))
+				return -1;
+			r->ir_dst = self->n_addr;
+			r->ir_dport_lo = r->ir_dport_hi = sv->s_port;
+			r->ir_set = name;
+			r->ir_nat_addr = peer->n_addr;
+			r->ir_nat_port = config_hoport(cf, s, self->n_id);
+		}
+		if (!(r = rule_add(rl, IPT_RAW_PRE, IPT_V_NOTRACK)))
+			return -1;
+		r->ir_dst = self->n_addr;
+		r->ir_dport_lo = r->ir_dport_hi = sv->s_port;
+		if (!(r = rule_add(rl, IPT_RAW_OUT, IPT_V_NOTRACK)))
+			return -1;
+		r->ir_src = self->n_addr;
+		r->ir_sport_lo = r->ir_sport_hi = sv->s_port;
+
+		/* back */
+		if (!(r = rule_add(rl, IPT_RAW_PRE, IPT_V_DROP)))
+			return -1;
+		r->ir_dst = self->n_addr;
+		r->ir_dport_lo = lo;
+		r->ir_dport_hi = hi;
+		r->ir_tcp_option = QT_MARK_KIND;
+		if (!(r = rule_add(rl, IPT_RAW_PRE, IPT_V_NOTRACK)))
+			return -1;
+		r->ir_dst = self->n_addr;
+		r->ir_dport_lo = lo;
+		r->ir_dport_hi = hi;
+		for (p = 0; p < cf->c_nnodes; p++) {
+			const struct qt_node *origin = &cf->c_nodes[p];
+
+			if ((int)p == cf->c_self)
+				continue;
+			if (!(r = rule_add(rl, IPT_NAT_POST, IPT_V_SNAT)))
+				return -1;
+			r->ir_src = self->n_addr;
+			r->ir_sport_lo = r->ir_sport_hi =
+			    config_hoport(cf, s, origin->n_id);
+			r->ir_nat_addr = origin->n_addr;
+			r->ir_nat_port = sv->s_port;
+		}
+		if (!(r = rule_add(rl, IPT_FILTER_IN, IPT_V_ACCEPT)))
+			return -1;
+		r->ir_dst = self->n_addr;
+		r->ir_dport_lo = lo;
+		r->ir_dport_hi = hi;
+		r->ir_socket = 1;
+		if (!(r = rule_add(rl, IPT_FILTER_IN, IPT_V_DROP)))
+			return -1;
+		r->ir_dst = self->n_addr;
+		r->ir_dport_lo = lo;
+		r->ir_dport_hi = hi;
+	}
+	if (!(r = rule_add(rl, IPT_RAW_OUT, IPT_V_NOTRACK)))
+		return -1;
+	r->ir_tcp_option = QT_MARK_KIND;
+	return 0;
+}
+
+int
+steer_setup(void)
+{
+	const struct qt_config *cf = qtd->cf;
+	struct rules rl = { 0 };
+	size_t s, p;
+	char name[32];
+	int rc = -1;
+
+	rl.cap = 16 + cf->c_nsvcs * (8 + 3 * cf->c_nnodes);
+	rl.r = calloc(rl.cap, sizeof(*rl.r));
+	rl.names = calloc(cf->c_nsvcs * cf->c_nnodes + 1, sizeof(*rl.names));
+	if (!rl.r || !rl.names) {
+		log_err("%s: out of memory", __func__);
+		goto out;
+	}
+	/* Sets first: a rule can only name a set that exists.  Existing
+	 * sets are kept with their entries: a restarted daemon must not cut
+	 * the flows a previous instance steered. */
+	for (s = 0; s < cf->c_nsvcs; s++)
+		for (p = 0; p < cf->c_nnodes; p++) {
+			if ((int)p == cf->c_self)
+				continue;
+			steer_set_name(s, cf->c_nodes[p].n_id, name,
+			    sizeof(name));
+			if (qset_create(qtd->set, name, cf->c_set_maxelem)) {
+				log_err("cannot create ipset %s: %s", name,
+				    qset_strerror(qtd->set));
+				goto out;
+			}
+		}
+	if (rules_build(cf, &rl) == -1) {
+		log_err("%s: rule table overflow", __func__);
+		goto out;
+	}
+	if (ipt_apply(rl.r, rl.n) == -1) {
+		log_err("cannot install iptables rules: %s", ipt_strerror());
+		goto out;
+	}
+	log_info("installed %zu rules in our chains", rl.n);
+	rc = 0;
+out:
+	free(rl.r);
+	free(rl.names);
+	return rc;
+}
+
+struct names {
+	char	(*n)[32];
+	size_t	 len, cap;
+};
+
+static void
+collect_name(const char *name, void *arg)
+{
+	struct names *ns = arg;
+
+	if (ns->len < ns->cap)
+		snprintf(ns->n[ns->len++], 32, "%s", name);
+}
+
+/* Removes every rule, chain and set this daemon owns. */
+void
+steer_teardown(void)
+{
+	struct names ns = { .cap = 4096 };
+	size_t i;
+
+	if (ipt_remove() == -1)
+		log_warn("removing our iptables chains: %s, ignoring",
+		    ipt_strerror());
+	if (!(ns.n = calloc(ns.cap, sizeof(*ns.n))))
+		return;
+	if (qset_names(qtd->set, "qt-", collect_name, &ns) == -1)
+		log_warn("listing our ipsets: %s, ignoring",
+		    qset_strerror(qtd->set));
+	for (i = 0; i < ns.len; i++)
+		if (qset_destroy(qtd->set, ns.n[i]) == -1)
+			log_warn("destroying ipset %s: %s, ignoring", ns.n[i],
+			    qset_strerror(qtd->set));
+	free(ns.n);
+}
+
+int
+steer_add(struct flow *f)
+{
+	char name[32];
+
+	steer_set_name(f->f_svc, qtd->cf->c_nodes[f->f_peer].n_id, name,
+	    sizeof(name));
+	if (qset_add(qtd->set, name, f->f_cip, ntohs(f->f_cport),
+	    f->f_laddr) == -1)
+		return -1;
+	f->f_steered = 1;
+	return 0;
+}
+
+void
+steer_del(struct flow *f)
+{
+	char name[32];
+
+	if (!f->f_steered)
+		return;
+	steer_set_name(f->f_svc, qtd->cf->c_nodes[f->f_peer].n_id, name,
+	    sizeof(name));
+	if (qset_del(qtd->set, name, f->f_cip, ntohs(f->f_cport),
+	    f->f_laddr) == -1)
+		flow_log(f, LOG_L_WARN, "unsteer", "ipset del: %s, ignoring",
+		    qset_strerror(qtd->set));
+	f->f_steered = 0;
+}
+
+void
+steer_ct_delete(struct flow *f)
+{
+	if (qct_delete(qtd->ct, f->f_cip, ntohs(f->f_cport), f->f_laddr,
+	    ntohs(f->f_lport)) == -1)
+		flow_log(f, LOG_L_WARN, "conntrack", "delete: %m, ignoring");
+}
