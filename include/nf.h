@@ -74,6 +74,8 @@ struct qset;	/* a long-lived libipset session */
 
 struct qset	*qset_open(void);
 void		 qset_close(struct qset *);
+/* libipset's message for the last failing call on this session, for logs. */
+const char	*qset_strerror(struct qset *);
 /* hash:ip,port,ip; an existing set of that name and type is kept. */
 int	qset_create(struct qset *, const char *name, uint32_t maxelem);
 int	qset_destroy(struct qset *, const char *name);	/* absent is fine */

@@ -1,0 +1,309 @@
+/*
+ * Conntrack over ctnetlink: exact-tuple deletes and filtered dumps.
+ *
+ * The socket is libmnl's; libnetfilter_conntrack only builds and parses
+ * the messages (nfct_nlmsg_build/parse).  Its own I/O path goes through
+ * libnfnetlink, which can print to stderr and hides the kernel's errno
+ * behind its sequence tracking; with libmnl an error ack is errno directly
+ * (ENOENT for "no such entry").
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <libmnl/libmnl.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+
+#include "nf.h"
+
+/* Large enough that the kernel packs a dump into few datagrams. */
+#define QCT_BUFSIZE	32768
+/* A request holds at most one tuple: a few hundred bytes. */
+#define QCT_REQSIZE	2048
+
+struct qct_entry {
+	uint32_t	ce_src, ce_dst, ce_rsrc;
+	uint16_t	ce_sport, ce_dport, ce_rsport;
+};
+
+struct qct {
+	struct mnl_socket	*qc_nl;
+	unsigned int		 qc_portid;
+	unsigned int		 qc_seq;
+	int			 qc_dirty;	/* replies may be left unread */
+	struct nf_conntrack	*qc_ct;		/* reused for every delete */
+	char			*qc_buf;
+
+	/* Dump state, live only inside qct_list(). */
+	uint32_t		 qc_want_dst;
+	uint16_t		 qc_want_dport;
+	struct qct_entry	*qc_items;
+	size_t			 qc_nitems, qc_itemcap;
+	int			 qc_cerrno;
+};
+
+struct qct *
+qct_open(void)
+{
+	struct qct *qc;
+	int e, one = 1;
+
+	if ((qc = calloc(1, sizeof(*qc))) == NULL)
+		return NULL;
+	if ((qc->qc_buf = malloc(QCT_BUFSIZE)) == NULL ||
+	    (qc->qc_ct = nfct_new()) == NULL) {
+		e = ENOMEM;
+		goto fail;
+	}
+	if ((qc->qc_nl = mnl_socket_open(NETLINK_NETFILTER)) == NULL ||
+	    mnl_socket_bind(qc->qc_nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		e = errno;
+		goto fail;
+	}
+	/* Error acks need not echo our request back; best effort. */
+	(void)mnl_socket_setsockopt(qc->qc_nl, NETLINK_CAP_ACK, &one,
+	    sizeof(one));
+	qc->qc_portid = mnl_socket_get_portid(qc->qc_nl);
+	qc->qc_seq = (unsigned int)time(NULL);
+	return qc;
+
+fail:
+	qct_close(qc);
+	errno = e;
+	return NULL;
+}
+
+void
+qct_close(struct qct *qc)
+{
+	if (qc == NULL)
+		return;
+	if (qc->qc_nl != NULL)
+		(void)mnl_socket_close(qc->qc_nl);
+	if (qc->qc_ct != NULL)
+		nfct_destroy(qc->qc_ct);
+	free(qc->qc_buf);
+	free(qc->qc_items);
+	free(qc);
+}
+
+/*
+ * Reads and drops whatever an aborted request left queued (the rest of a
+ * dump, a late ack), so the next reply is matched against its own request
+ * and not rejected for a stale sequence number.
+ */
+static void
+qct_drain(struct qct *qc)
+{
+	ssize_t n;
+
+	for (;;) {
+		n = recv(mnl_socket_get_fd(qc->qc_nl), qc->qc_buf,
+		    QCT_BUFSIZE, MSG_DONTWAIT);
+		if (n > 0 || (n < 0 && errno == EINTR))
+			continue;
+		break;
+	}
+	qc->qc_dirty = 0;
+}
+
+static struct nlmsghdr *
+qct_header(struct qct *qc, char *buf, uint16_t type, uint16_t flags)
+{
+	struct nlmsghdr *nlh;
+	struct nfgenmsg *nfg;
+
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+	nlh->nlmsg_seq = ++qc->qc_seq;
+	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = AF_INET;
+	nfg->version = NFNETLINK_V0;
+	nfg->res_id = 0;
+	return nlh;
+}
+
+/*
+ * Sends nlh and runs cb over the replies until the ack or the end of the
+ * dump.  0, or -1 with errno (the kernel's, for an error ack).
+ */
+static int
+qct_talk(struct qct *qc, struct nlmsghdr *nlh, mnl_cb_t cb)
+{
+	unsigned int seq = nlh->nlmsg_seq;
+	ssize_t n;
+	int ret = MNL_CB_OK;
+
+	if (qc->qc_dirty)
+		qct_drain(qc);
+	if (mnl_socket_sendto(qc->qc_nl, nlh, nlh->nlmsg_len) < 0)
+		return -1;
+	qc->qc_dirty = 1;
+	do {
+		n = mnl_socket_recvfrom(qc->qc_nl, qc->qc_buf, QCT_BUFSIZE);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		ret = mnl_cb_run(qc->qc_buf, (size_t)n, seq, qc->qc_portid,
+		    cb, qc);
+	} while (ret > MNL_CB_STOP);
+	/*
+	 * An error ack ends a plain request as surely as a good one; only a
+	 * dump cut short or a reply we could not match leaves data queued.
+	 */
+	if (ret == 0 || (!(nlh->nlmsg_flags & NLM_F_DUMP) &&
+	    errno != EPROTO && errno != ESRCH))
+		qc->qc_dirty = 0;
+	return ret < 0 ? -1 : 0;
+}
+
+/* True if the built request carries an original tuple. */
+static int
+qct_has_orig_tuple(const struct nlmsghdr *nlh)
+{
+	const struct nlattr *a;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+		if (mnl_attr_get_type(a) == CTA_TUPLE_ORIG)
+			return 1;
+	return 0;
+}
+
+int
+qct_delete(struct qct *qc, uint32_t src, uint16_t sport, uint32_t dst,
+    uint16_t dport)
+{
+	char buf[QCT_REQSIZE] __attribute__((aligned));
+	struct nlmsghdr *nlh;
+
+	nfct_set_attr_u8(qc->qc_ct, ATTR_ORIG_L3PROTO, AF_INET);
+	nfct_set_attr_u32(qc->qc_ct, ATTR_ORIG_IPV4_SRC, src);
+	nfct_set_attr_u32(qc->qc_ct, ATTR_ORIG_IPV4_DST, dst);
+	nfct_set_attr_u8(qc->qc_ct, ATTR_ORIG_L4PROTO, IPPROTO_TCP);
+	nfct_set_attr_u16(qc->qc_ct, ATTR_ORIG_PORT_SRC, htons(sport));
+	nfct_set_attr_u16(qc->qc_ct, ATTR_ORIG_PORT_DST, htons(dport));
+
+	nlh = qct_header(qc, buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK);
+	if (nfct_nlmsg_build(nlh, qc->qc_ct) < 0)
+		return -1;
+	/*
+	 * A delete without a tuple is a flush of the whole table: never let
+	 * a build that silently left it out go to the kernel.
+	 */
+	if (!qct_has_orig_tuple(nlh)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (qct_talk(qc, nlh, NULL) < 0)
+		return errno == ENOENT ? 0 : -1;
+	return 0;
+}
+
+static void
+qct_push(struct qct *qc, const struct qct_entry *ce)
+{
+	struct qct_entry *n;
+	size_t ncap;
+
+	if (qc->qc_nitems == qc->qc_itemcap) {
+		ncap = qc->qc_itemcap ? qc->qc_itemcap * 2 : 64;
+		if ((n = realloc(qc->qc_items, ncap * sizeof(*n))) == NULL) {
+			if (qc->qc_cerrno == 0)
+				qc->qc_cerrno = ENOMEM;
+			return;
+		}
+		qc->qc_items = n;
+		qc->qc_itemcap = ncap;
+	}
+	qc->qc_items[qc->qc_nitems++] = *ce;
+}
+
+/* One dumped entry: kept if TCP to the wanted original destination. */
+static int
+qct_dump_cb(const struct nlmsghdr *nlh, void *arg)
+{
+	struct qct *qc = arg;
+	struct nf_conntrack *ct;
+	struct qct_entry ce;
+
+	/* A fresh object: parsing sets attributes but never clears one. */
+	if ((ct = nfct_new()) == NULL) {
+		if (qc->qc_cerrno == 0)
+			qc->qc_cerrno = ENOMEM;
+		return MNL_CB_OK;
+	}
+	if (nfct_nlmsg_parse(nlh, ct) < 0 ||
+	    !nfct_attr_is_set(ct, ATTR_ORIG_L3PROTO) ||
+	    !nfct_attr_is_set(ct, ATTR_ORIG_L4PROTO) ||
+	    !nfct_attr_is_set(ct, ATTR_REPL_IPV4_SRC) ||
+	    !nfct_attr_is_set(ct, ATTR_REPL_PORT_SRC))
+		goto out;
+	if (nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO) != AF_INET ||
+	    nfct_get_attr_u8(ct, ATTR_ORIG_L4PROTO) != IPPROTO_TCP ||
+	    nfct_get_attr_u32(ct, ATTR_ORIG_IPV4_DST) != qc->qc_want_dst ||
+	    ntohs(nfct_get_attr_u16(ct, ATTR_ORIG_PORT_DST)) !=
+	    qc->qc_want_dport)
+		goto out;
+	ce.ce_src = nfct_get_attr_u32(ct, ATTR_ORIG_IPV4_SRC);
+	ce.ce_sport = ntohs(nfct_get_attr_u16(ct, ATTR_ORIG_PORT_SRC));
+	ce.ce_dst = qc->qc_want_dst;
+	ce.ce_dport = qc->qc_want_dport;
+	ce.ce_rsrc = nfct_get_attr_u32(ct, ATTR_REPL_IPV4_SRC);
+	ce.ce_rsport = ntohs(nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC));
+	qct_push(qc, &ce);
+out:
+	nfct_destroy(ct);
+	return MNL_CB_OK;
+}
+
+/*
+ * ctnetlink has no dump filter on ports in this library's API, so the
+ * whole IPv4 table is dumped (the kernel filters on family) and filtered
+ * here: cost grows with the table, fine for a restart, not per flow.
+ * Entries are gathered first and handed to cb after the dump, so cb may
+ * call qct_delete().
+ */
+int
+qct_list(struct qct *qc, uint32_t dst, uint16_t dport, qct_entry_cb cb,
+    void *arg)
+{
+	char buf[QCT_REQSIZE] __attribute__((aligned));
+	struct qct_entry *items;
+	struct nlmsghdr *nlh;
+	size_t i, n;
+	int ret, e;
+
+	qc->qc_want_dst = dst;
+	qc->qc_want_dport = dport;
+	qc->qc_nitems = 0;
+	qc->qc_cerrno = 0;
+	nlh = qct_header(qc, buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP);
+	ret = qct_talk(qc, nlh, qct_dump_cb);
+	e = errno;
+	if (ret == 0 && qc->qc_cerrno != 0) {
+		ret = -1;
+		e = qc->qc_cerrno;
+	}
+	items = qc->qc_items;
+	n = qc->qc_nitems;
+	qc->qc_items = NULL;
+	qc->qc_nitems = qc->qc_itemcap = 0;
+	if (ret == 0)
+		for (i = 0; i < n; i++)
+			cb(items[i].ce_src, items[i].ce_sport, items[i].ce_dst,
+			    items[i].ce_dport, items[i].ce_rsrc,
+			    items[i].ce_rsport, arg);
+	free(items);
+	if (ret < 0) {
+		errno = e;
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,297 @@
+/*
+ * qtnf: drives the nf_set.c and nf_ct.c wrappers from the command line so
+ * integration tests can compare them with ipset(8) and conntrack(8).
+ *
+ *   qtnf set-create NAME [MAXELEM]
+ *   qtnf set-destroy NAME
+ *   qtnf set-flush NAME
+ *   qtnf set-add|set-del|set-test NAME CIP CPORT DIP
+ *   qtnf set-list NAME          one "CIP,CPORT,DIP" a line
+ *   qtnf set-names PREFIX       one name a line
+ *   qtnf set-bench NAME N       median microseconds per add and per del
+ *   qtnf ct-del SRC SPORT DST DPORT
+ *   qtnf ct-list DST DPORT      "SRC:SPORT DST:DPORT -> RSRC:RSPORT"
+ *   qtnf ct-bench SRC SPORT DST DPORT N   median microseconds per delete
+ *
+ * Exit 0 on success (set-test: 0 present, 3 absent), 1 on failure, 2 on
+ * usage errors.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "nf.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: qtnf set-create NAME [MAXELEM] | set-destroy NAME |\n"
+	    "       set-flush NAME | set-add|set-del|set-test NAME CIP CPORT DIP |\n"
+	    "       set-list NAME | set-names PREFIX | set-bench NAME N |\n"
+	    "       ct-del SRC SPORT DST DPORT | ct-list DST DPORT |\n"
+	    "       ct-bench SRC SPORT DST DPORT N\n");
+	exit(2);
+}
+
+static uint32_t
+addr(const char *s)
+{
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, s, &a) != 1) {
+		fprintf(stderr, "qtnf: bad address \"%s\"\n", s);
+		exit(2);
+	}
+	return a.s_addr;
+}
+
+static unsigned long
+number(const char *s, unsigned long max)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (s[0] == '\0' || *end != '\0' || errno != 0 || v > max) {
+		fprintf(stderr, "qtnf: bad number \"%s\"\n", s);
+		exit(2);
+	}
+	return v;
+}
+
+static const char *
+ntoa(uint32_t a, char *buf)
+{
+	struct in_addr in = { .s_addr = a };
+
+	return inet_ntop(AF_INET, &in, buf, INET_ADDRSTRLEN);
+}
+
+static double
+now_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double
+median(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void
+print_entry(uint32_t cip, uint16_t cport, uint32_t dip, void *arg)
+{
+	char a[INET_ADDRSTRLEN], b[INET_ADDRSTRLEN];
+
+	(void)arg;
+	printf("%s,%u,%s\n", ntoa(cip, a), cport, ntoa(dip, b));
+}
+
+static void
+print_name(const char *name, void *arg)
+{
+	(void)arg;
+	printf("%s\n", name);
+}
+
+static void
+print_ct(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
+    uint32_t rsrc, uint16_t rsport, void *arg)
+{
+	char a[INET_ADDRSTRLEN], b[INET_ADDRSTRLEN], c[INET_ADDRSTRLEN];
+
+	(void)arg;
+	printf("%s:%u %s:%u -> %s:%u\n", ntoa(src, a), sport, ntoa(dst, b),
+	    dport, ntoa(rsrc, c), rsport);
+}
+
+static int
+set_fail(struct qset *qs, const char *what)
+{
+	fprintf(stderr, "qtnf: %s: %s (%s)\n", what, strerror(errno),
+	    qset_strerror(qs));
+	return 1;
+}
+
+/*
+ * Adds N entries one at a time, then deletes them, timing each call.
+ * Entries are 198.18.0.10+i/256, tcp:(10000+i), 198.18.0.1.
+ */
+static int
+set_bench(struct qset *qs, const char *name, unsigned long n)
+{
+	double *add, *del, t;
+	unsigned long i;
+	uint32_t dip = addr("198.18.0.1");
+	uint32_t cip;
+	int ret = 1;
+
+	add = calloc(n, sizeof(*add));
+	del = calloc(n, sizeof(*del));
+	if (add == NULL || del == NULL)
+		goto out;
+	for (i = 0; i < n; i++) {
+		cip = htonl(ntohl(addr("198.18.0.10")) + (uint32_t)(i / 50000));
+		t = now_us();
+		if (qset_add(qs, name, cip, (uint16_t)(10000 + i % 50000),
+		    dip) < 0) {
+			ret = set_fail(qs, "add");
+			goto out;
+		}
+		add[i] = now_us() - t;
+	}
+	for (i = 0; i < n; i++) {
+		cip = htonl(ntohl(addr("198.18.0.10")) + (uint32_t)(i / 50000));
+		t = now_us();
+		if (qset_del(qs, name, cip, (uint16_t)(10000 + i % 50000),
+		    dip) < 0) {
+			ret = set_fail(qs, "del");
+			goto out;
+		}
+		del[i] = now_us() - t;
+	}
+	printf("add_us %.2f del_us %.2f n %lu\n", median(add, n),
+	    median(del, n), n);
+	ret = 0;
+out:
+	free(add);
+	free(del);
+	return ret;
+}
+
+static int
+set_main(int argc, char **argv)
+{
+	struct qset *qs;
+	const char *cmd = argv[1];
+	int r, ret = 0;
+
+	if (argc < 3)
+		usage();
+	if ((qs = qset_open()) == NULL) {
+		fprintf(stderr, "qtnf: qset_open: %s\n", strerror(errno));
+		return 1;
+	}
+	if (strcmp(cmd, "set-create") == 0 && (argc == 3 || argc == 4)) {
+		if (qset_create(qs, argv[2], argc == 4 ?
+		    (uint32_t)number(argv[3], UINT32_MAX) : 0) < 0)
+			ret = set_fail(qs, "create");
+	} else if (strcmp(cmd, "set-destroy") == 0 && argc == 3) {
+		if (qset_destroy(qs, argv[2]) < 0)
+			ret = set_fail(qs, "destroy");
+	} else if (strcmp(cmd, "set-flush") == 0 && argc == 3) {
+		if (qset_flush(qs, argv[2]) < 0)
+			ret = set_fail(qs, "flush");
+	} else if (strcmp(cmd, "set-add") == 0 && argc == 6) {
+		if (qset_add(qs, argv[2], addr(argv[3]),
+		    (uint16_t)number(argv[4], UINT16_MAX), addr(argv[5])) < 0)
+			ret = set_fail(qs, "add");
+	} else if (strcmp(cmd, "set-del") == 0 && argc == 6) {
+		if (qset_del(qs, argv[2], addr(argv[3]),
+		    (uint16_t)number(argv[4], UINT16_MAX), addr(argv[5])) < 0)
+			ret = set_fail(qs, "del");
+	} else if (strcmp(cmd, "set-test") == 0 && argc == 6) {
+		r = qset_test(qs, argv[2], addr(argv[3]),
+		    (uint16_t)number(argv[4], UINT16_MAX), addr(argv[5]));
+		if (r < 0)
+			ret = set_fail(qs, "test");
+		else
+			ret = r ? 0 : 3;
+	} else if (strcmp(cmd, "set-list") == 0 && argc == 3) {
+		if (qset_list(qs, argv[2], print_entry, NULL) < 0)
+			ret = set_fail(qs, "list");
+	} else if (strcmp(cmd, "set-names") == 0 && argc == 3) {
+		if (qset_names(qs, argv[2], print_name, NULL) < 0)
+			ret = set_fail(qs, "names");
+	} else if (strcmp(cmd, "set-bench") == 0 && argc == 4) {
+		ret = set_bench(qs, argv[2], number(argv[3], 10000000));
+	} else
+		usage();
+	qset_close(qs);
+	return ret;
+}
+
+static int
+ct_main(int argc, char **argv)
+{
+	struct qct *qc;
+	const char *cmd = argv[1];
+	unsigned long i, n;
+	double *v, t;
+	int ret = 0;
+
+	if ((qc = qct_open()) == NULL) {
+		fprintf(stderr, "qtnf: qct_open: %s\n", strerror(errno));
+		return 1;
+	}
+	if (strcmp(cmd, "ct-del") == 0 && argc == 6) {
+		if (qct_delete(qc, addr(argv[2]),
+		    (uint16_t)number(argv[3], UINT16_MAX), addr(argv[4]),
+		    (uint16_t)number(argv[5], UINT16_MAX)) < 0) {
+			fprintf(stderr, "qtnf: ct-del: %s\n", strerror(errno));
+			ret = 1;
+		}
+	} else if (strcmp(cmd, "ct-list") == 0 && argc == 4) {
+		if (qct_list(qc, addr(argv[2]),
+		    (uint16_t)number(argv[3], UINT16_MAX), print_ct, NULL) < 0) {
+			fprintf(stderr, "qtnf: ct-list: %s\n", strerror(errno));
+			ret = 1;
+		}
+	} else if (strcmp(cmd, "ct-bench") == 0 && argc == 7) {
+		n = number(argv[6], 10000000);
+		if ((v = calloc(n ? n : 1, sizeof(*v))) == NULL) {
+			ret = 1;
+			goto out;
+		}
+		for (i = 0; i < n && ret == 0; i++) {
+			t = now_us();
+			if (qct_delete(qc, addr(argv[2]),
+			    (uint16_t)number(argv[3], UINT16_MAX),
+			    addr(argv[4]),
+			    (uint16_t)number(argv[5], UINT16_MAX)) < 0) {
+				fprintf(stderr, "qtnf: ct-bench: %s\n",
+				    strerror(errno));
+				ret = 1;
+			}
+			v[i] = now_us() - t;
+		}
+		if (ret == 0 && n > 0)
+			printf("del_us %.2f n %lu\n", median(v, n), n);
+		free(v);
+	} else
+		usage();
+out:
+	qct_close(qc);
+	return ret;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2)
+		usage();
+	if (strncmp(argv[1], "set-", 4) == 0)
+		return set_main(argc, argv);
+	if (strncmp(argv[1], "ct-", 3) == 0)
+		return ct_main(argc, argv);
+	usage();
+	return 2;
+}
