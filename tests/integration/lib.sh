@@ -1,0 +1,184 @@
+# Shared helpers for the namespace tests.  Source it; each test builds its
+# own cluster:
+#
+#   client (198.18.0.100) --+
+#   node 1 (198.18.0.1)   --+-- bridge br0 in namespace "sw"
+#   node 2 (198.18.0.2)   --+
+#   node 3 (198.18.0.3)   --+
+#
+# Every namespace name carries this shell's pid, every name is removed by
+# cleanup() on exit, and nothing touches the root namespace.
+
+set -u
+
+QT_BUILD=${QT_BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
+QT_SRC=${QT_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+QTD=$QT_BUILD/quicktwitchd
+NS_PREFIX="qt$$"
+SW="$NS_PREFIX-sw"
+CL="$NS_PREFIX-c"
+CLIENT_ADDR=198.18.0.100
+TMP=$(mktemp -d /tmp/qt-test.XXXXXX)
+NODES=()
+declare -A DPID
+
+ksft_skip=4
+
+log() { printf '# %s\n' "$*"; }
+fail() {
+	printf 'FAIL: %s\n' "$*"
+	dump_logs
+	exit 1
+}
+pass() { printf 'ok: %s\n' "$*"; }
+
+require_root() {
+	if [ "$(id -u)" != 0 ]; then
+		echo "SKIP: needs root"
+		exit $ksft_skip
+	fi
+	[ -x "$QTD" ] || { echo "FAIL: $QTD not built"; exit 1; }
+}
+
+ns() { echo "$NS_PREFIX-n$1"; }
+addr() { echo "198.18.0.$1"; }
+in_ns() { local n=$1; shift; ip netns exec "$n" "$@"; }
+in_node() { local n=$1; shift; ip netns exec "$(ns "$n")" "$@"; }
+in_client() { ip netns exec "$CL" "$@"; }
+
+dump_logs() {
+	local n
+	for n in "${NODES[@]}"; do
+		if [ -f "$TMP/n$n.log" ]; then
+			echo "--- log of node $n (last 40 lines)"
+			tail -n 40 "$TMP/n$n.log"
+		fi
+	done
+}
+
+cleanup() {
+	local n
+	for n in "${!DPID[@]}"; do
+		kill "${DPID[$n]}" 2>/dev/null
+	done
+	for n in "${!DPID[@]}"; do
+		wait "${DPID[$n]}" 2>/dev/null
+	done
+	for n in $(ip netns list | awk '{print $1}' | grep "^$NS_PREFIX-"); do
+		# Kill anything still running inside (clients, servers).
+		ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
+		ip netns del "$n" 2>/dev/null
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# busywait TIMEOUT_MS CMD...: run CMD until it succeeds or time runs out.
+busywait() {
+	local timeout=$1 start
+	shift
+	start=$(date +%s%3N)
+	while true; do
+		"$@" && return 0
+		[ $(($(date +%s%3N) - start)) -gt "$timeout" ] && return 1
+		sleep 0.05
+	done
+}
+
+# link_host NAME ADDR IFNAME: a namespace with a veth into the bridge.
+link_host() {
+	local name=$1 a=$2 peer=$3
+	ip netns add "$name"
+	ip -n "$SW" link add "$peer" type veth peer name eth0 netns "$name"
+	ip -n "$SW" link set "$peer" master br0 up
+	ip -n "$name" link set lo up
+	ip -n "$name" addr add "$a/24" dev eth0
+	ip -n "$name" link set eth0 up
+}
+
+# make_cluster N [MTU]: client and nodes 1..N on one bridge.
+make_cluster() {
+	local count=$1 mtu=${2:-1500} i
+	ip netns add "$SW"
+	ip -n "$SW" link add br0 type bridge
+	ip -n "$SW" link set br0 up
+	link_host "$CL" "$CLIENT_ADDR" c0
+	for i in $(seq 1 "$count"); do
+		link_host "$(ns "$i")" "$(addr "$i")" "n$i"
+		NODES+=("$i")
+		in_node "$i" sysctl -qw net.ipv4.ip_forward=1 \
+		    net.ipv4.conf.all.send_redirects=0 \
+		    net.ipv4.conf.eth0.send_redirects=0 \
+		    net.netfilter.nf_conntrack_tcp_loose=1
+	done
+	if [ "$mtu" != 1500 ]; then
+		for i in $(ip -n "$SW" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do
+			ip -n "$SW" link set "$i" mtu "$mtu"
+		done
+		in_client ip link set eth0 mtu "$mtu"
+		for i in "${NODES[@]}"; do in_node "$i" ip link set eth0 mtu "$mtu"; done
+	fi
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TMP/key"
+	mkdir -p "$TMP/www"
+}
+
+# write_config N [extra lines...]: the config of node N.
+write_config() {
+	local n=$1 i
+	shift
+	{
+		echo "self n$n"
+		for i in "${NODES[@]}"; do
+			echo "node n$i id $i address $(addr "$i") weight 100"
+		done
+		echo "service http port 80 handoff-base 8000"
+		echo "key-file $TMP/key"
+		echo "docroot $TMP/www"
+		echo "control-socket $TMP/n$n.sock"
+		echo "handoff-timeout 200"
+		echo "handoff-tries 3"
+		echo "conntrack-grace 500"
+		for l in "$@"; do echo "$l"; done
+	} > "$TMP/n$n.conf"
+}
+
+start_node() {
+	local n=$1
+	[ -f "$TMP/n$n.conf" ] || write_config "$n"
+	in_node "$n" "$QTD" -c "$TMP/n$n.conf" >>"$TMP/n$n.log" 2>&1 &
+	DPID[$n]=$!
+	busywait 5000 grep -q ' ready:' "$TMP/n$n.log" ||
+		fail "node $n did not start"
+}
+
+stop_node() {
+	local n=$1
+	[ -n "${DPID[$n]:-}" ] || return 0
+	kill "${DPID[$n]}" 2>/dev/null
+	wait "${DPID[$n]}" 2>/dev/null
+	unset "DPID[$n]"
+}
+
+start_cluster() {
+	local i
+	for i in "${NODES[@]}"; do start_node "$i"; done
+}
+
+# owner PATH: which node (number) the hash gives PATH, asked through a
+# front and read from the X-Served-By header.
+served_by() {
+	sed -n 's/^X-Served-By: n\([0-9]*\).*/\1/p' "$1" | tr -d '\r' | tail -n 1
+}
+
+# make_file NAME SIZE: a file of SIZE bytes (dd-style suffixes) of random data.
+make_file() {
+	head -c "$2" /dev/urandom > "$TMP/www/$1"
+}
+
+# Counters of TCP resets the client received, summed.
+client_rst_in() {
+	in_client nstat -az TcpExtTCPAbortOnData 2>/dev/null >/dev/null
+	in_client cat /proc/net/snmp | awk '/^Tcp: [0-9]/ {print $0}' >/dev/null
+	# InRsts is not in /proc/net/snmp; count with the capture instead.
+	echo 0
+}
