@@ -38,7 +38,11 @@ int	http_parse(const char *buf, size_t len, size_t max, struct http_req *);
  * Turns an origin-form target ("/a%20b/c?q") into a clean relative path
  * ("a b/c"): drops the query, percent-decodes, collapses "//" and ".",
  * refuses ".." that would leave the root, NUL bytes, invalid escapes and
- * targets not starting with '/'.  Returns the length written or -1.
+ * targets not starting with '/', except that an absolute-form target
+ * ("http://host/a") gives its path ("a").  Also refuses other control
+ * bytes, '\' and an encoded '/' or '\'.  The result never starts or ends
+ * with '/' ("/" gives "") and is NUL-terminated.  Returns the length
+ * written (without the NUL) or -1.
  */
 int	http_path(const char *target, size_t len, char *out, size_t outsz);
 
