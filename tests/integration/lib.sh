@@ -182,3 +182,54 @@ client_rst_in() {
 	# InRsts is not in /proc/net/snmp; count with the capture instead.
 	echo 0
 }
+
+# owner PATH: the node number the consistent hash names for PATH.
+owner() {
+	local spec="" i
+	for i in "${NODES[@]}"; do spec="$spec${spec:+,}$i:100"; done
+	"$QT_BUILD/qtpick" "$spec" "$1"
+}
+
+# name_owned_by N PREFIX: the first "PREFIX-K" path owned by node N.
+name_owned_by() {
+	local n=$1 prefix=$2 k
+	for k in $(seq 1 200); do
+		if [ "$(owner "/$prefix-$k")" = "$n" ]; then
+			echo "$prefix-$k"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# RST watch: a capture in the client namespace of every TCP reset that
+# reaches or leaves the client.
+rst_watch_start() {
+	in_client tcpdump -i eth0 -nn -U -w "$TMP/rst.pcap" \
+	    'tcp[tcpflags] & tcp-rst != 0' >/dev/null 2>&1 &
+	RST_PID=$!
+	busywait 3000 test -s "$TMP/rst.pcap" || true
+	sleep 0.3
+}
+
+rst_watch_count() {
+	kill -INT "$RST_PID" 2>/dev/null
+	wait "$RST_PID" 2>/dev/null
+	tcpdump -nn -r "$TMP/rst.pcap" 2>/dev/null | wc -l
+}
+
+# fetch FRONT PATH OUT: curl through node FRONT, headers to OUT.h, body to OUT.
+fetch() {
+	in_client curl -sS --max-time "${FETCH_TIMEOUT:-20}" -D "$3.h" -o "$3" \
+	    "http://$(addr "$1")/$2"
+}
+
+# nothing_left N: no set entry and no steered conntrack entry on node N.
+nothing_left() {
+	local n=$1 entries
+	entries=$(in_node "$n" ipset list 2>/dev/null | awk '/^Members:/ {m=1; next} /^Name:/ {m=0} m && NF' | wc -l)
+	[ "$entries" = 0 ] || { log "node $n: $entries set entries left"; return 1; }
+	entries=$(in_node "$n" conntrack -L -p tcp --dport 80 2>/dev/null | grep -c 'dport=80' || true)
+	[ "$entries" = 0 ] || { log "node $n: $entries conntrack entries left"; return 1; }
+	return 0
+}
