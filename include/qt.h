@@ -51,6 +51,7 @@ struct qt_config {
 	char			 c_docroot[PATH_MAX];
 	char			 c_iface[IF_NAMESIZE];
 	char			 c_ctl_path[PATH_MAX];
+	char			 c_ctl_group[64];	/* owns the socket */
 	uint16_t		 c_band_port;
 	unsigned		 c_handoff_timeout;	/* ms per try */
 	unsigned		 c_handoff_tries;

@@ -170,4 +170,8 @@ int	steer_add(struct flow *);
 void	steer_del(struct flow *);
 void	steer_ct_delete(struct flow *);
 
+/* control.c: the control socket qtctl talks to */
+int	control_open(void);
+void	control_close(void);
+
 #endif

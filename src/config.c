@@ -41,6 +41,8 @@ static const struct cf_option cf_options[] = {
 	{ "interface", CF_STR, OFF(c_iface), SZ(c_iface), 0, 0, "" },
 	{ "control-socket", CF_STR, OFF(c_ctl_path), SZ(c_ctl_path), 0, 0,
 	    "/run/quicktwitchd/qt.sock" },
+	{ "control-group", CF_STR, OFF(c_ctl_group), SZ(c_ctl_group), 0, 0,
+	    "root" },
 	{ "band-port", CF_PORT, OFF(c_band_port), 0, 1, 65535, "7400" },
 	{ "handoff-timeout", CF_UINT, OFF(c_handoff_timeout), 0, 10, 10000,
 	    "200" },

@@ -158,6 +158,8 @@ main(int argc, char **argv)
 			log_err("band socket on port %u: %m", cf.c_band_port);
 		return 1;
 	}
+	if (control_open() == -1)
+		return 1;
 
 	ev_signal_init(&d.sig_int, on_signal, SIGINT);
 	ev_signal_start(d.loop, &d.sig_int);
@@ -183,6 +185,7 @@ main(int argc, char **argv)
 	replay_close(d.replay);
 	qset_close(d.set);
 	qct_close(d.ct);
+	control_close();
 	log_notice("stopped");
 	return 0;
 }
