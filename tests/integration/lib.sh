@@ -144,10 +144,15 @@ write_config() {
 
 start_node() {
 	local n=$1
+	local before
 	[ -f "$TMP/n$n.conf" ] || write_config "$n"
-	in_node "$n" "$QTD" -c "$TMP/n$n.conf" >>"$TMP/n$n.log" 2>&1 &
+	before=$(grep -c ' ready:' "$TMP/n$n.log" 2>/dev/null)
+	# Started directly (not through a shell function) so that $! is the
+	# daemon itself: "ip netns exec" execs it.
+	ip netns exec "$(ns "$n")" "$QTD" -c "$TMP/n$n.conf" \
+	    >>"$TMP/n$n.log" 2>&1 &
 	DPID[$n]=$!
-	busywait 5000 grep -q ' ready:' "$TMP/n$n.log" ||
+	busywait 5000 eval '[ "$(grep -c " ready:" "$TMP/n$n.log")" -gt "${before:-0}" ]' ||
 		fail "node $n did not start"
 }
 
@@ -205,7 +210,7 @@ name_owned_by() {
 # RST watch: a capture in the client namespace of every TCP reset that
 # reaches or leaves the client.
 rst_watch_start() {
-	in_client tcpdump -i eth0 -nn -U -w "$TMP/rst.pcap" \
+	ip netns exec "$CL" tcpdump -i eth0 -nn -U -w "$TMP/rst.pcap" \
 	    'tcp[tcpflags] & tcp-rst != 0' >/dev/null 2>&1 &
 	RST_PID=$!
 	busywait 3000 test -s "$TMP/rst.pcap" || true
