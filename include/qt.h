@@ -84,6 +84,7 @@ enum { LOG_L_ERR, LOG_L_WARN, LOG_L_NOTICE, LOG_L_INFO, LOG_L_DEBUG };
 
 void	log_init(const char *ident, int level);
 void	log_set_level(int level);
+void	log_set_plain(int on);
 int	log_level_parse(const char *);
 void	log_msg(int level, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));

@@ -68,6 +68,11 @@ struct cf_ctx {
 	int			 line;
 	int			 errors;
 	struct qt_config	*cf;
+	/* where each statement was, for errors found after parsing */
+	int			 opt_line[sizeof(cf_options) /
+				    sizeof(cf_options[0])];
+	int			 node_line[QT_MAX_NODES];
+	int			 svc_line[QT_MAX_SVCS];
 };
 
 static void
@@ -83,7 +88,10 @@ cf_error(struct cf_ctx *x, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_err("%s:%d: %s", x->file, x->line, msg);
+	if (x->line > 0)
+		log_err("%s:%d: %s", x->file, x->line, msg);
+	else
+		log_err("%s: %s", x->file, msg);
 	x->errors++;
 }
 
@@ -167,6 +175,17 @@ cf_set(struct cf_ctx *x, const struct cf_option *o, const char *val)
 		return 0;
 	}
 	return -1;
+}
+
+static size_t
+cf_opt_index(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(cf_options) / sizeof(cf_options[0]); i++)
+		if (!strcmp(cf_options[i].name, name))
+			break;
+	return i;
 }
 
 static int
@@ -255,6 +274,7 @@ cf_node(struct cf_ctx *x, char **av, int ac)
 		cf_error(x, "node %s: too many nodes", av[1]);
 		return;
 	}
+	x->node_line[cf->c_nnodes] = x->line;
 	cf->c_nodes[cf->c_nnodes++] = n;
 }
 
@@ -307,6 +327,7 @@ cf_service(struct cf_ctx *x, char **av, int ac)
 		    QT_MAX_SVCS);
 		return;
 	}
+	x->svc_line[cf->c_nsvcs] = x->line;
 	cf->c_svcs[cf->c_nsvcs++] = s;
 }
 
@@ -355,16 +376,17 @@ cf_validate(struct cf_ctx *x)
 	FILE *f;
 	char buf[256];
 
-	x->line = 0;
 	cf->c_self = -1;
 	for (i = 0; i < cf->c_nnodes; i++)
 		if (!strcmp(cf->c_nodes[i].n_name, cf->c_self_name))
 			cf->c_self = (int)i;
+	x->line = x->opt_line[cf_opt_index("self")];
 	if (!cf->c_self_name[0])
 		cf_error(x, "\"self\" is missing: name this node");
 	else if (cf->c_self < 0)
 		cf_error(x, "self \"%s\" is not one of the nodes",
 		    cf->c_self_name);
+	x->line = 0;
 	if (cf->c_nsvcs == 0)
 		cf_error(x, "no service defined");
 	for (i = 0; i < cf->c_nsvcs; i++) {
@@ -372,6 +394,7 @@ cf_validate(struct cf_ctx *x)
 			const struct qt_service *a = &cf->c_svcs[i];
 			const struct qt_service *b = &cf->c_svcs[j];
 
+			x->line = x->svc_line[j];
 			if (a->s_port == b->s_port)
 				cf_error(x, "services %s and %s share port %u",
 				    a->s_name, b->s_name, a->s_port);
@@ -384,6 +407,7 @@ cf_validate(struct cf_ctx *x)
 		for (j = 0; j < cf->c_nsvcs; j++) {
 			uint16_t p = cf->c_svcs[j].s_port;
 
+			x->line = x->svc_line[j];
 			if (p >= cf->c_svcs[i].s_hobase &&
 			    p < cf->c_svcs[i].s_hobase + QT_MAX_NODES)
 				cf_error(x, "service %s: port %u lies in a "
@@ -391,6 +415,7 @@ cf_validate(struct cf_ctx *x)
 				    p);
 		}
 	}
+	x->line = x->opt_line[cf_opt_index("key-file")];
 	if (!cf->c_key_file[0]) {
 		cf_error(x, "key-file is missing");
 		return;
@@ -460,6 +485,7 @@ config_load(const char *path, struct qt_config *cf)
 			cf_error(&x, "%s: expected exactly one value", av[0]);
 			continue;
 		}
+		x.opt_line[i] = x.line;
 		(void)cf_set(&x, &cf_options[i], av[1]);
 	}
 	fclose(f);

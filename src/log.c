@@ -16,6 +16,7 @@
 static int	log_level = LOG_L_INFO;
 static const char *log_ident = "quicktwitchd";
 static int	log_journal;	/* stderr is the journal: no timestamps */
+static int	log_plain;	/* bare messages, for -n */
 
 static const struct {
 	const char	*name;
@@ -35,6 +36,12 @@ log_init(const char *ident, int level)
 	log_ident = ident;
 	log_level = level;
 	log_journal = getenv("JOURNAL_STREAM") != NULL;
+}
+
+void
+log_set_plain(int on)
+{
+	log_plain = on;
 }
 
 void
@@ -69,7 +76,9 @@ log_msg(int level, const char *fmt, ...)
 	errno = saved;	/* so %m works */
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (log_journal)
+	if (log_plain)
+		fprintf(stderr, "%s\n", line);
+	else if (log_journal)
 		fprintf(stderr, "<%d>%s\n", log_levels[level].syslog, line);
 	else
 		fprintf(stderr, "%s[%d]: %s: %s\n", log_ident, (int)getpid(),

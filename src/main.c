@@ -106,6 +106,7 @@ main(int argc, char **argv)
 		log_err("libsodium cannot initialise");
 		return 1;
 	}
+	log_set_plain(check);
 	if ((errors = config_load(path, &cf)) != 0) {
 		log_err("%s: %d error%s, not started", path, errors,
 		    errors == 1 ? "" : "s");
