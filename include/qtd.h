@@ -136,6 +136,7 @@ void		 flow_hash_add(struct flow *);
 struct flow	*flow_by_token(int back, const uint8_t token[QT_TOKEN_LEN]);
 int		 flow_buf_reserve(struct flow *, size_t more);
 void		 flow_reap(void);
+void		 flow_note_request(struct flow *, const struct http_req *);
 const char	*flow_state_name(enum flow_state);
 void		 flow_log(const struct flow *, int level, const char *event,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -114,6 +114,20 @@ flow_buf_reserve(struct flow *f, size_t more)
 	return 0;
 }
 
+/* Keeps the request line of r (which points into f_buf) for logs and
+ * qtctl, made printable. */
+void
+flow_note_request(struct flow *f, const struct http_req *r)
+{
+	const char *p = r->hr_method_str;
+	const char *end = f->f_buf + r->hr_hdrlen;
+	size_t n = 0;
+
+	for (; p < end && *p != '\r' && n < sizeof(f->f_reqline) - 1; p++)
+		f->f_reqline[n++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+	f->f_reqline[n] = '\0';
+}
+
 void
 flow_log(const struct flow *f, int level, const char *event,
     const char *fmt, ...)

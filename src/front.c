@@ -166,13 +166,8 @@ static void
 front_request(struct flow *f, const struct http_req *r)
 {
 	int node;
-	size_t n;
 
-	n = strcspn(f->f_buf, "\r\n");
-	if (n >= sizeof(f->f_reqline))
-		n = sizeof(f->f_reqline) - 1;
-	memcpy(f->f_reqline, f->f_buf, n);
-	f->f_reqline[n] = '\0';
+	flow_note_request(f, r);
 	node = pick_node(f, r);
 	if (node < 0 || node == qtd->cf->c_self) {
 		/* Ours, or no node can take it (or a target we will refuse

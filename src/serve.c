@@ -248,14 +248,8 @@ serve_next(struct flow *f)
 	}
 	f->f_consume = (size_t)rc + (size_t)(r.hr_clen > 0 ? r.hr_clen : 0);
 	f->f_keepalive = r.hr_keepalive;
-	if (f->f_requests++ == 0) {
-		size_t n = strcspn(f->f_buf, "\r\n");
-
-		if (n >= sizeof(f->f_reqline))
-			n = sizeof(f->f_reqline) - 1;
-		memcpy(f->f_reqline, f->f_buf, n);
-		f->f_reqline[n] = '\0';
-	}
+	if (f->f_requests++ == 0)
+		flow_note_request(f, &r);
 	respond(f, &r);
 }
 

@@ -10,6 +10,7 @@ size=104857600
 f=$(name_owned_by 3 big) || fail "no name hashes to n3"
 make_file "$f" "$size"
 start_cluster
+rst_watch_start
 
 ip netns exec "$CL" tcpdump -i eth0 -nn -U -s 96 -w "$TMP/c.pcap" 'tcp src port 80' \
     >/dev/null 2>&1 &
@@ -37,3 +38,6 @@ log "client saw $total response packets, $front from $(addr 1)"
 [ "$total" -gt 1000 ] || fail "too few response packets captured ($total)"
 [ "$total" = "$front" ] || fail "$((total - front)) response packets from another address"
 pass "every response packet came from the front's address"
+rst=$(rst_watch_count)
+[ "$rst" = 0 ] || fail "$rst TCP resets seen at the client"
+pass "no reset at the client"
