@@ -169,8 +169,7 @@ start_cluster() {
 	for i in "${NODES[@]}"; do start_node "$i"; done
 }
 
-# owner PATH: which node (number) the hash gives PATH, asked through a
-# front and read from the X-Served-By header.
+# served_by HEADERFILE: the node number in a response's X-Served-By.
 served_by() {
 	sed -n 's/^X-Served-By: n\([0-9]*\).*/\1/p' "$1" | tr -d '\r' | tail -n 1
 }
@@ -180,13 +179,6 @@ make_file() {
 	head -c "$2" /dev/urandom > "$TMP/www/$1"
 }
 
-# Counters of TCP resets the client received, summed.
-client_rst_in() {
-	in_client nstat -az TcpExtTCPAbortOnData 2>/dev/null >/dev/null
-	in_client cat /proc/net/snmp | awk '/^Tcp: [0-9]/ {print $0}' >/dev/null
-	# InRsts is not in /proc/net/snmp; count with the capture instead.
-	echo 0
-}
 
 # owner PATH: the node number the consistent hash names for PATH.
 owner() {
