@@ -59,6 +59,8 @@ struct qt_config {
 	unsigned		 c_idle_timeout;	/* ms, keep-alive idle */
 	unsigned		 c_close_wait;		/* ms, cap on a close */
 	unsigned		 c_ct_grace;		/* ms */
+	unsigned		 c_sweep_interval;	/* ms */
+	unsigned		 c_flow_timeout;	/* ms */
 	unsigned		 c_max_header;
 	unsigned		 c_replay_window;	/* ms, header freshness */
 	unsigned		 c_set_maxelem;
@@ -124,6 +126,7 @@ struct repair_state {
 	uint16_t	rs_mss;		/* MSS clamp */
 	uint8_t		rs_snd_wscale, rs_rcv_wscale;
 	uint8_t		rs_opts;	/* TCPI_OPT_* */
+	uint8_t		rs_fin;		/* the client's FIN is in rcv_nxt */
 };
 
 struct hdr {

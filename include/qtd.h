@@ -37,6 +37,7 @@ enum flow_state {
 struct flow {
 	TAILQ_ENTRY(flow)	 f_entry;
 	struct flow		*f_hnext;	/* token hash chain */
+	struct flow		*f_tnext;	/* tuple hash chain */
 	uint64_t		 f_id;
 	int			 f_back;	/* 1: we are this flow's back */
 	enum flow_state		 f_state;
@@ -44,6 +45,8 @@ struct flow {
 	int			 f_frozen;	/* f_fd is in repair mode */
 	int			 f_steered;	/* our set entry exists */
 	int			 f_dead;	/* closed, freed by the reaper */
+	int			 f_aborted;	/* back: dropped on the front's
+						 * word, nothing to report */
 	uint32_t		 f_cip;		/* client, network order */
 	uint16_t		 f_cport;
 	uint32_t		 f_laddr;	/* our local address and port */
@@ -61,6 +64,14 @@ struct flow {
 	uint32_t		 f_isn;
 	uint8_t			 f_hdr[HDR_LEN];
 	unsigned		 f_tries;
+	uint64_t		 f_checked;	/* front: when (ms) the back
+						 * last vouched for the flow */
+	uint64_t		 f_asked;	/* front: when (ms) we last
+						 * asked it */
+	int			 f_fin, f_rst;	/* front: the client's FIN or
+						 * RST went past us */
+	int			 f_peer_fin;	/* back: the client's FIN came
+						 * with the hand-off */
 	/* responder */
 	int			 f_file;	/* file being sent, or -1 */
 	off_t			 f_foff, f_fend;
@@ -95,6 +106,15 @@ struct qt_stats {
 	uint64_t	st_bad_requests;
 	uint64_t	st_bytes_served;
 	uint64_t	st_band_bad;
+	uint64_t	st_tb_timeout;	/* taken back: no confirmation */
+	uint64_t	st_tb_refused;	/* taken back: the back refused */
+	uint64_t	st_tb_error;	/* taken back: a local step failed */
+	uint64_t	st_td_report;	/* torn down: the back reported */
+	uint64_t	st_td_fin;	/* torn down: client FIN, back gone */
+	uint64_t	st_td_rst;	/* torn down: client RST, back gone */
+	uint64_t	st_td_sweep;	/* torn down: the back disowned it
+					 * or went silent */
+	uint64_t	st_adopted;	/* flows rebuilt from the kernel */
 };
 
 #define FLOW_HASH	4096
@@ -120,6 +140,9 @@ struct qtd {
 	size_t			 nflows;
 	struct flow		*front_hash[FLOW_HASH];
 	struct flow		*back_hash[FLOW_HASH];
+	struct flow		*tuple_hash[FLOW_HASH];
+	struct capture		*fin_cap;	/* front: clients' FIN and RST */
+	ev_io			 fin_cap_io;
 	uint64_t		 next_id;
 	int			 stopping;
 	struct qt_stats		 st;
@@ -134,6 +157,9 @@ void		 flow_finish(struct flow *, const char *why);
 void		 flow_stop_watchers(struct flow *);
 void		 flow_hash_add(struct flow *);
 struct flow	*flow_by_token(int back, const uint8_t token[QT_TOKEN_LEN]);
+void		 flow_tuple_add(struct flow *);
+struct flow	*flow_by_tuple(int back, uint32_t cip, uint16_t cport,
+		    uint16_t lport);
 int		 flow_buf_reserve(struct flow *, size_t more);
 void		 flow_reap(void);
 void		 flow_note_request(struct flow *, const struct http_req *);
@@ -147,21 +173,48 @@ void	serve_error(struct flow *, int status);
 
 /* front.c */
 int	front_listen(void);
-void	front_confirmed(struct flow *);
-void	front_refused(struct flow *, int err);
-void	front_closed(struct flow *, uint64_t bytes, unsigned requests);
+int	front_watch_start(void);
+void	front_adopt(void);
+void	front_sweep(void);
+struct band_msg;
+void	front_band(int node, const struct band_msg *);
 
 /* back.c */
 int	back_capture_start(void);
 void	back_sweep(void);
 void	back_flow_ended(struct flow *);
-void	back_abort(struct flow *);
+void	back_band(int node, const struct band_msg *);
 
 /* band.c: authenticated UDP between daemons */
-enum band_type { BAND_CONFIRM = 1, BAND_REFUSE, BAND_CLOSED, BAND_ABORT };
+enum band_type {
+	BAND_CONFIRM = 1,	/* back: the connection is rebuilt */
+	BAND_REFUSE,		/* back: it could not be (status: errno) */
+	BAND_CLOSED,		/* back: our socket is fully closed */
+	BAND_ABORT,		/* front: I took it back; drop yours silently */
+	BAND_CHECK,		/* front: do you still serve these flows? */
+	BAND_CHECK_REPLY,	/* back: of those, these are gone */
+};
+#define BAND_PAYLOAD_MAX	1200
+#define BAND_ENTRY		8	/* client ip, client port, service */
+#define BAND_ALIVE		0x8000	/* in a reply's service: still served */
+
+struct band_msg {
+	enum band_type	 bm_type;
+	uint8_t		 bm_token[QT_TOKEN_LEN];
+	uint32_t	 bm_status;
+	uint64_t	 bm_a, bm_b;
+	uint64_t	 bm_time;
+	uint32_t	 bm_cip;	/* network order */
+	uint16_t	 bm_cport;	/* network order */
+	uint16_t	 bm_svc;
+	uint16_t	 bm_plen;
+	const uint8_t	*bm_payload;
+};
+
 int	band_open(void);
-int	band_send(int node, enum band_type, const uint8_t token[QT_TOKEN_LEN],
-	    uint32_t status, uint64_t a, uint64_t b);
+int	band_send(int node, const struct band_msg *);
+int	band_send_flow(const struct flow *, enum band_type, uint32_t status,
+	    uint64_t a, uint64_t b);
 
 /* steer.c: the netfilter state this node owns */
 int	steer_setup(void);

@@ -99,6 +99,21 @@ asm_find(const struct cap_pkt *p)
 }
 
 static void
+asm_reply(const struct reasm *a, enum band_type type, uint32_t status)
+{
+	struct band_msg bm = {
+		.bm_type = type,
+		.bm_status = status,
+		.bm_cip = a->a_cip,
+		.bm_cport = a->a_cport,
+		.bm_svc = (uint16_t)a->a_svc,
+	};
+
+	memcpy(bm.bm_token, a->a_hdr.h_token, QT_TOKEN_LEN);
+	(void)band_send(a->a_origin, &bm);
+}
+
+static void
 rebuild(struct reasm *a)
 {
 	const struct qt_config *cf = qtd->cf;
@@ -119,8 +134,7 @@ rebuild(struct reasm *a)
 		log_warn("hand-off from %s for %s:%u refused: rebuild: %m",
 		    cf->c_nodes[a->a_origin].n_name, addr_str(a->a_cip),
 		    ntohs(a->a_cport));
-		(void)band_send(a->a_origin, BAND_REFUSE, a->a_hdr.h_token,
-		    (uint32_t)e, 0, 0);
+		asm_reply(a, BAND_REFUSE, (uint32_t)e);
 		return;
 	}
 	if (!(f = flow_new(1)) || flow_buf_reserve(f, a->a_hdr.h_req_len)) {
@@ -130,8 +144,7 @@ rebuild(struct reasm *a)
 			repair_close(fd);
 		if (f)
 			flow_close(f, "out of memory");
-		(void)band_send(a->a_origin, BAND_REFUSE, a->a_hdr.h_token,
-		    ENOMEM, 0, 0);
+		asm_reply(a, BAND_REFUSE, ENOMEM);
 		return;
 	}
 	f->f_fd = fd;
@@ -142,12 +155,14 @@ rebuild(struct reasm *a)
 	f->f_svc = a->a_svc;
 	f->f_peer = a->a_origin;
 	f->f_state = FS_BACK;
+	f->f_peer_fin = a->a_hdr.h_rs.rs_fin;
 	memcpy(f->f_token, a->a_hdr.h_token, QT_TOKEN_LEN);
 	memcpy(f->f_buf, a->a_req, a->a_hdr.h_req_len);
 	f->f_blen = a->a_hdr.h_req_len;
 	flow_hash_add(f);
+	flow_tuple_add(f);
 	qtd->st.st_back_flows++;
-	(void)band_send(a->a_origin, BAND_CONFIRM, f->f_token, 0, 0, 0);
+	asm_reply(a, BAND_CONFIRM, 0);
 	flow_log(f, LOG_L_INFO, "materialized", "from %s on port %u",
 	    cf->c_nodes[a->a_origin].n_name, ntohs(a->a_bport));
 	serve_start(f);
@@ -187,7 +202,7 @@ asm_complete(struct reasm *a)
 	if ((f = flow_by_token(1, h->h_token))) {
 		/* The front resent: our confirmation was lost or late. */
 		qtd->st.st_dup_replays++;
-		(void)band_send(a->a_origin, BAND_CONFIRM, h->h_token, 0, 0, 0);
+		asm_reply(a, BAND_CONFIRM, 0);
 		return;
 	}
 	if (seen_test(h->h_token)) {
@@ -320,22 +335,75 @@ back_sweep(void)
 }
 
 /* A back flow ends: the front may stop steering once our socket is fully
- * closed, which flow_finish() waited for.  An aborted flow was frozen and
- * closed silently on the front's word: nothing to report. */
+ * closed, which flow_finish() waited for.  An aborted flow was closed
+ * silently on the front's word: nothing to report. */
 void
 back_flow_ended(struct flow *f)
 {
-	if (f->f_frozen)
+	if (f->f_aborted)
 		return;
-	if (band_send(f->f_peer, BAND_CLOSED, f->f_token, 0, f->f_bytes,
-	    f->f_requests) == -1)
+	if (band_send_flow(f, BAND_CLOSED, 0, f->f_bytes, f->f_requests) == -1)
 		flow_log(f, LOG_L_WARN, "report", "cannot tell %s: %m",
 		    qtd->cf->c_nodes[f->f_peer].n_name);
 }
 
-void
-back_abort(struct flow *f)
+/*
+ * A front asks which of the flows it handed us we still serve.  We echo
+ * each entry, marked alive or not: the front stops steering the others.
+ */
+static void
+back_check(int node, const struct band_msg *bm)
 {
-	f->f_frozen = 1;
-	flow_close(f, "aborted by the front");
+	const struct qt_config *cf = qtd->cf;
+	uint8_t out[BAND_PAYLOAD_MAX];
+	struct band_msg r = {
+		.bm_type = BAND_CHECK_REPLY,
+		.bm_a = bm->bm_a,	/* the front's time of asking */
+		.bm_payload = out,
+	};
+	const uint8_t *e;
+	size_t i, n = 0;
+
+	for (i = 0; i + BAND_ENTRY <= bm->bm_plen; i += BAND_ENTRY) {
+		uint32_t cip;
+		uint16_t cport, svc;
+
+		e = bm->bm_payload + i;
+		memcpy(&cip, e, 4);
+		memcpy(&cport, e + 4, 2);
+		svc = (uint16_t)(e[6] << 8 | e[7]);
+		if (svc >= cf->c_nsvcs)
+			continue;
+		memcpy(out + n, e, BAND_ENTRY);
+		if (flow_by_tuple(1, cip, cport, htons(config_hoport(cf, svc,
+		    cf->c_nodes[node].n_id))))
+			out[n + 6] |= BAND_ALIVE >> 8;
+		n += BAND_ENTRY;
+	}
+	r.bm_plen = (uint16_t)n;
+	(void)band_send(node, &r);
+}
+
+void
+back_band(int node, const struct band_msg *bm)
+{
+	struct flow *f;
+
+	switch (bm->bm_type) {
+	case BAND_CHECK:
+		back_check(node, bm);
+		return;
+	case BAND_ABORT:
+		f = flow_by_token(1, bm->bm_token);
+		if (!f || f->f_peer != node)
+			return;
+		/* The front serves this connection itself: ours must vanish
+		 * without a packet. */
+		f->f_aborted = 1;
+		f->f_frozen = 1;
+		flow_close(f, "aborted by the front");
+		return;
+	default:
+		return;
+	}
 }

@@ -1,11 +1,14 @@
 /*
  * The second band: small authenticated UDP messages between daemons, from
- * node address to node address.  A back confirms or refuses a hand-off and
- * reports when a handed-off connection has fully closed.
+ * node address to node address.  A back confirms or refuses a hand-off,
+ * reports when a handed-off connection has fully closed, and answers a
+ * front's periodic check of the flows it believes handed off.
  *
- * Wire format, big-endian, 76 bytes:
- *   0 magic "QTB1"  4 version  5 type  6 sender id (16)  8 time ms (64)
- *  16 token (8)    24 status (32)     28 a (64)   36 b (64)   44 HMAC (32)
+ * Wire format, big-endian:
+ *   0 magic "QTB1"   4 version  5 type  6 sender id (16)  8 time ms (64)
+ *  16 token (8)     24 status (32)     28 a (64)   36 b (64)
+ *  44 client ip (4) 48 client port (16) 50 service (16) 52 payload len (16)
+ *  54 reserved (16) 56 payload           then HMAC-SHA-256 (32) over all
  * A message is acted on only if its MAC is right under the cluster key,
  * its sender id names a node whose address is the datagram's source, and
  * its time is within the replay window.
@@ -19,9 +22,9 @@
 #include "qtd.h"
 
 #define BAND_MAGIC	0x51544231u	/* "QTB1" */
-#define BAND_VERSION	1
-#define BAND_BODY	44
-#define BAND_LEN	(BAND_BODY + 32)
+#define BAND_VERSION	2
+#define BAND_HDR	56
+#define BAND_MAC	32
 
 static void
 put64(uint8_t *p, uint64_t v)
@@ -44,88 +47,143 @@ get64(const uint8_t *p)
 }
 
 int
-band_send(int node, enum band_type type, const uint8_t token[QT_TOKEN_LEN],
-    uint32_t status, uint64_t a, uint64_t b)
+band_send(int node, const struct band_msg *bm)
 {
 	const struct qt_config *cf = qtd->cf;
 	struct sockaddr_in to = { .sin_family = AF_INET };
-	uint8_t m[BAND_LEN];
+	uint8_t m[BAND_HDR + BAND_PAYLOAD_MAX + BAND_MAC];
 	uint32_t v;
-	uint16_t id;
+	uint16_t s;
+	size_t len;
 
+	if (bm->bm_plen > BAND_PAYLOAD_MAX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	memset(m, 0, BAND_HDR);
 	v = htonl(BAND_MAGIC);
 	memcpy(m, &v, 4);
 	m[4] = BAND_VERSION;
-	m[5] = (uint8_t)type;
-	id = htons((uint16_t)config_self(cf)->n_id);
-	memcpy(m + 6, &id, 2);
+	m[5] = (uint8_t)bm->bm_type;
+	s = htons((uint16_t)config_self(cf)->n_id);
+	memcpy(m + 6, &s, 2);
 	put64(m + 8, now_ms());
-	memcpy(m + 16, token, QT_TOKEN_LEN);
-	v = htonl(status);
+	memcpy(m + 16, bm->bm_token, QT_TOKEN_LEN);
+	v = htonl(bm->bm_status);
 	memcpy(m + 24, &v, 4);
-	put64(m + 28, a);
-	put64(m + 36, b);
-	auth_mac(cf->c_key, m, BAND_BODY, NULL, 0, NULL, 0, m + BAND_BODY);
+	put64(m + 28, bm->bm_a);
+	put64(m + 36, bm->bm_b);
+	memcpy(m + 44, &bm->bm_cip, 4);
+	memcpy(m + 48, &bm->bm_cport, 2);
+	s = htons(bm->bm_svc);
+	memcpy(m + 50, &s, 2);
+	s = htons(bm->bm_plen);
+	memcpy(m + 52, &s, 2);
+	memcpy(m + BAND_HDR, bm->bm_payload, bm->bm_plen);
+	len = BAND_HDR + bm->bm_plen;
+	auth_mac(cf->c_key, m, len, NULL, 0, NULL, 0, m + len);
+	len += BAND_MAC;
 	to.sin_addr.s_addr = cf->c_nodes[node].n_addr;
 	to.sin_port = htons(cf->c_band_port);
-	if (sendto(qtd->band_fd, m, sizeof(m), 0, (struct sockaddr *)&to,
-	    sizeof(to)) != (ssize_t)sizeof(m))
+	if (sendto(qtd->band_fd, m, len, 0, (struct sockaddr *)&to,
+	    sizeof(to)) != (ssize_t)len)
 		return -1;
+	return 0;
+}
+
+/* Sends a message about flow f to its peer: the usual case. */
+int
+band_send_flow(const struct flow *f, enum band_type type, uint32_t status,
+    uint64_t a, uint64_t b)
+{
+	struct band_msg bm = {
+		.bm_type = type,
+		.bm_status = status,
+		.bm_a = a,
+		.bm_b = b,
+		.bm_cip = f->f_cip,
+		.bm_cport = f->f_cport,
+		.bm_svc = (uint16_t)f->f_svc,
+	};
+
+	memcpy(bm.bm_token, f->f_token, QT_TOKEN_LEN);
+	return band_send(f->f_peer, &bm);
+}
+
+static int
+band_decode(const uint8_t *m, size_t len, const struct sockaddr_in *from,
+    struct band_msg *bm, int *node)
+{
+	const struct qt_config *cf = qtd->cf;
+	uint64_t now = now_ms();
+	uint32_t v;
+	uint16_t s;
+
+	if (len < BAND_HDR + BAND_MAC)
+		return -1;
+	memcpy(&v, m, 4);
+	if (ntohl(v) != BAND_MAGIC || m[4] != BAND_VERSION)
+		return -1;
+	memcpy(&s, m + 52, 2);
+	bm->bm_plen = ntohs(s);
+	if (bm->bm_plen > BAND_PAYLOAD_MAX ||
+	    len != BAND_HDR + (size_t)bm->bm_plen + BAND_MAC)
+		return -1;
+	if (auth_verify(cf->c_key, m, len - BAND_MAC, NULL, 0, NULL, 0,
+	    m + len - BAND_MAC) == -1)
+		return -1;
+	memcpy(&s, m + 6, 2);
+	*node = config_node_by_id(cf, ntohs(s));
+	if (*node < 0 || *node == cf->c_self ||
+	    cf->c_nodes[*node].n_addr != from->sin_addr.s_addr)
+		return -1;
+	bm->bm_time = get64(m + 8);
+	if (bm->bm_time + cf->c_replay_window < now ||
+	    bm->bm_time > now + cf->c_replay_window)
+		return -1;
+	bm->bm_type = m[5];
+	memcpy(bm->bm_token, m + 16, QT_TOKEN_LEN);
+	memcpy(&v, m + 24, 4);
+	bm->bm_status = ntohl(v);
+	bm->bm_a = get64(m + 28);
+	bm->bm_b = get64(m + 36);
+	memcpy(&bm->bm_cip, m + 44, 4);
+	memcpy(&bm->bm_cport, m + 48, 2);
+	memcpy(&s, m + 50, 2);
+	bm->bm_svc = ntohs(s);
+	if (bm->bm_svc >= cf->c_nsvcs)
+		return -1;
+	bm->bm_payload = m + BAND_HDR;
 	return 0;
 }
 
 static void
 band_dispatch(const uint8_t *m, size_t len, const struct sockaddr_in *from)
 {
-	const struct qt_config *cf = qtd->cf;
-	uint8_t token[QT_TOKEN_LEN];
-	uint64_t t, now = now_ms();
-	uint32_t v, status;
-	uint16_t id;
-	struct flow *f;
+	struct band_msg bm;
 	int node;
 
-	if (len != BAND_LEN)
-		goto bad;
-	memcpy(&v, m, 4);
-	if (ntohl(v) != BAND_MAGIC || m[4] != BAND_VERSION)
-		goto bad;
-	if (auth_verify(cf->c_key, m, BAND_BODY, NULL, 0, NULL, 0,
-	    m + BAND_BODY) == -1)
-		goto bad;
-	memcpy(&id, m + 6, 2);
-	node = config_node_by_id(cf, ntohs(id));
-	if (node < 0 || cf->c_nodes[node].n_addr != from->sin_addr.s_addr)
-		goto bad;
-	t = get64(m + 8);
-	if (t + cf->c_replay_window < now || t > now + cf->c_replay_window)
-		goto bad;
-	memcpy(token, m + 16, QT_TOKEN_LEN);
-	memcpy(&v, m + 24, 4);
-	status = ntohl(v);
-	f = flow_by_token(m[5] == BAND_ABORT, token);
-	if (!f || f->f_peer != node)
-		return;		/* late or duplicate: nothing to do */
-	switch (m[5]) {
-	case BAND_ABORT:
-		back_abort(f);
+	if (band_decode(m, len, from, &bm, &node) == -1) {
+		qtd->st.st_band_bad++;
+		log_debug("band: rejected a %zu-byte message from %s", len,
+		    addr_str(from->sin_addr.s_addr));
 		return;
+	}
+	switch (bm.bm_type) {
 	case BAND_CONFIRM:
-		front_confirmed(f);
-		return;
 	case BAND_REFUSE:
-		front_refused(f, (int)status);
-		return;
 	case BAND_CLOSED:
-		front_closed(f, get64(m + 28), (unsigned)get64(m + 36));
+	case BAND_CHECK_REPLY:
+		front_band(node, &bm);
+		return;
+	case BAND_ABORT:
+	case BAND_CHECK:
+		back_band(node, &bm);
 		return;
 	default:
-		goto bad;
+		qtd->st.st_band_bad++;
+		return;
 	}
-bad:
-	qtd->st.st_band_bad++;
-	log_debug("band: rejected a %zu-byte message from %s", len,
-	    addr_str(from->sin_addr.s_addr));
 }
 
 static void
@@ -133,7 +191,7 @@ band_read(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct sockaddr_in from;
 	socklen_t fl;
-	uint8_t m[512];
+	uint8_t m[2048];
 	ssize_t n;
 	int i;
 
@@ -146,7 +204,7 @@ band_read(struct ev_loop *loop, ev_io *w, int revents)
 		    (struct sockaddr *)&from, &fl);
 		if (n == -1)
 			return;
-		band_dispatch(m, (size_t)n, &from);
+		band_dispatch(m, (size_t)n > sizeof(m) ? 0 : (size_t)n, &from);
 	}
 }
 

@@ -43,6 +43,22 @@ const struct ctl_counter ctl_counters[] = {
 	    "Response body bytes sent." },
 	{ "band_bad", ST(st_band_bad),
 	    "Band messages dropped as malformed or unauthenticated." },
+	{ "taken_back_timeout", ST(st_tb_timeout),
+	    "Taken back: no confirmation after every try." },
+	{ "taken_back_refused", ST(st_tb_refused),
+	    "Taken back: the back refused the hand-off." },
+	{ "taken_back_error", ST(st_tb_error),
+	    "Taken back: a step on the front failed." },
+	{ "teardown_report", ST(st_td_report),
+	    "Handed-off flows torn down on the back's close report." },
+	{ "teardown_fin", ST(st_td_fin),
+	    "Torn down after the client's FIN: the back had no flow." },
+	{ "teardown_rst", ST(st_td_rst),
+	    "Torn down after the client's RST: the back had no flow." },
+	{ "teardown_sweep", ST(st_td_sweep),
+	    "Torn down by the sweep: the back disowned or never answered." },
+	{ "adopted", ST(st_adopted),
+	    "Handed-off flows rebuilt from the kernel after a restart." },
 };
 const size_t ctl_ncounters = sizeof(ctl_counters) / sizeof(ctl_counters[0]);
 

@@ -70,6 +70,44 @@ flow_hash_add(struct flow *f)
 	h[b] = f;
 }
 
+static unsigned
+tuple_bucket(uint32_t cip, uint16_t cport, uint16_t lport)
+{
+	uint32_t h = cip * 2654435761u ^ (uint32_t)cport << 16 ^ lport;
+
+	h ^= h >> 15;
+	h *= 2246822519u;
+	h ^= h >> 13;
+	return h % FLOW_HASH;
+}
+
+void
+flow_tuple_add(struct flow *f)
+{
+	unsigned b = tuple_bucket(f->f_cip, f->f_cport, f->f_lport);
+
+	f->f_tnext = qtd->tuple_hash[b];
+	qtd->tuple_hash[b] = f;
+}
+
+/*
+ * The live flow of this role on this 4-tuple.  A front may hold an older
+ * record of the same tuple in its grace period: the newest one wins, and
+ * records are added at the head of their chain.
+ */
+struct flow *
+flow_by_tuple(int back, uint32_t cip, uint16_t cport, uint16_t lport)
+{
+	struct flow *f;
+
+	for (f = qtd->tuple_hash[tuple_bucket(cip, cport, lport)]; f;
+	    f = f->f_tnext)
+		if (!f->f_dead && f->f_back == back && f->f_cip == cip &&
+		    f->f_cport == cport && f->f_lport == lport)
+			return f;
+	return NULL;
+}
+
 static void
 flow_hash_del(struct flow *f)
 {
@@ -79,7 +117,13 @@ flow_hash_del(struct flow *f)
 	for (pp = &h[token_bucket(f->f_token)]; *pp; pp = &(*pp)->f_hnext)
 		if (*pp == f) {
 			*pp = f->f_hnext;
-			return;
+			break;
+		}
+	pp = &qtd->tuple_hash[tuple_bucket(f->f_cip, f->f_cport, f->f_lport)];
+	for (; *pp; pp = &(*pp)->f_tnext)
+		if (*pp == f) {
+			*pp = f->f_tnext;
+			break;
 		}
 }
 
@@ -222,6 +266,14 @@ closing_poll(struct ev_loop *loop, ev_timer *w, int revents)
 		flow_close(f, f->f_why ? f->f_why : "closed");
 		return;
 	}
+	/* The client's FIN came with the hand-off and was acknowledged by
+	 * the front: it will not come again.  Once ours is acknowledged the
+	 * connection is over; close silently rather than linger. */
+	if (f->f_peer_fin && st == TCP_FIN_WAIT2) {
+		f->f_frozen = 1;
+		flow_close(f, "client half-closed, response complete");
+		return;
+	}
 	if ((ev_now(qtd->loop) - f->f_tclose) * 1000 >
 	    qtd->cf->c_close_wait) {
 		flow_close(f, "close-wait expired");
@@ -286,6 +338,13 @@ flow_finish(struct flow *f, const char *why)
 	f->f_tclose = ev_now(qtd->loop);
 	if (shutdown(f->f_fd, SHUT_WR) == -1 && errno != ENOTCONN) {
 		flow_close(f, why);
+		return;
+	}
+	if (f->f_peer_fin) {
+		/* Nothing more will be read: only wait for our FIN's ACK. */
+		ev_init(&f->f_timer, closing_poll);
+		f->f_timer.repeat = 0.02;
+		ev_timer_again(qtd->loop, &f->f_timer);
 		return;
 	}
 	ev_io_init(&f->f_io, closing_read, f->f_fd, EV_READ);

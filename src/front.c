@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <netinet/tcp.h>
 
 #include "qtd.h"
 
@@ -44,8 +45,10 @@ pick_node(const struct flow *f, const struct http_req *r)
 	return chash_pick(nodes, cf->c_nnodes, chash_key(path, (size_t)len));
 }
 
+enum tb_reason { TB_TIMEOUT, TB_REFUSED, TB_ERROR };
+
 static void
-take_back(struct flow *f, const char *why)
+take_back(struct flow *f, enum tb_reason reason, const char *why)
 {
 	ev_timer_stop(qtd->loop, &f->f_timer);
 	steer_del(f);
@@ -61,6 +64,12 @@ take_back(struct flow *f, const char *why)
 	}
 	f->f_state = FS_TAKEN_BACK;
 	qtd->st.st_taken_back++;
+	if (reason == TB_TIMEOUT)
+		qtd->st.st_tb_timeout++;
+	else if (reason == TB_REFUSED)
+		qtd->st.st_tb_refused++;
+	else
+		qtd->st.st_tb_error++;
 	flow_log(f, LOG_L_WARN, "taken-back", "hand-off to %s failed (%s): "
 	    "serving it here", qtd->cf->c_nodes[f->f_peer].n_name, why);
 	serve_start(f);
@@ -102,13 +111,13 @@ replay_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (++f->f_tries >= qtd->cf->c_handoff_tries) {
-		take_back(f, "no confirmation");
+		take_back(f, TB_TIMEOUT, "no confirmation");
 		return;
 	}
 	qtd->st.st_resends++;
 	flow_log(f, LOG_L_INFO, "resend", "try %u", f->f_tries + 1);
 	if (send_replay(f) == -1) {
-		take_back(f, "replay send failed");
+		take_back(f, TB_ERROR, "replay send failed");
 		return;
 	}
 	ev_timer_again(qtd->loop, &f->f_timer);
@@ -128,33 +137,33 @@ hand_off(struct flow *f, int peer)
 	/* Steer first: from here on the client's packets go to the back,
 	 * which drops them silently until its socket exists. */
 	if (steer_add(f) == -1) {
-		take_back(f, "ipset add failed");
+		take_back(f, TB_ERROR, "ipset add failed");
 		return;
 	}
 	steer_ct_delete(f);
 	if (repair_freeze(f->f_fd, &f->f_rs, extra, sizeof(extra),
 	    &elen) == -1) {
 		f->f_frozen = 1;	/* repair mode may be on */
-		take_back(f, strerror(errno));
+		take_back(f, TB_ERROR, strerror(errno));
 		return;
 	}
 	f->f_frozen = 1;
 	if (elen) {
 		if (flow_buf_reserve(f, elen) == -1) {
-			take_back(f, "out of memory");
+			take_back(f, TB_ERROR, "out of memory");
 			return;
 		}
 		memcpy(f->f_buf + f->f_blen, extra, elen);
 		f->f_blen += elen;
 	}
 	if (f->f_blen > HDR_MAX_REQ) {
-		take_back(f, "request too long to replay");
+		take_back(f, TB_ERROR, "request too long to replay");
 		return;
 	}
 	f->f_isn = f->f_rs.rs_rcv_nxt - 1 - (uint32_t)f->f_blen;
 	f->f_state = FS_REPLAYING;
 	if (send_replay(f) == -1) {
-		take_back(f, "replay send failed");
+		take_back(f, TB_ERROR, "replay send failed");
 		return;
 	}
 	ev_init(&f->f_timer, replay_timeout);
@@ -269,6 +278,7 @@ front_accept(struct ev_loop *loop, ev_io *w, int revents)
 		f->f_laddr = local.sin_addr.s_addr;
 		f->f_lport = local.sin_port;
 		f->f_state = FS_READING;
+		flow_tuple_add(f);
 		ev_io_init(&f->f_io, front_read, fd, EV_READ);
 		ev_io_start(qtd->loop, &f->f_io);
 		ev_timer_init(&f->f_timer, header_timeout,
@@ -311,14 +321,14 @@ front_listen(void)
 	return 0;
 }
 
-void
+static void
 front_confirmed(struct flow *f)
 {
 	if (f->f_state == FS_TAKEN_BACK || f->f_state == FS_LOCAL ||
 	    f->f_state == FS_CLOSING) {
 		/* All our tries timed out, yet the back built the socket:
 		 * only one of us may own the connection. */
-		(void)band_send(f->f_peer, BAND_ABORT, f->f_token, 0, 0, 0);
+		(void)band_send_flow(f, BAND_ABORT, 0, 0, 0);
 		return;
 	}
 	if (f->f_state != FS_REPLAYING)
@@ -328,12 +338,13 @@ front_confirmed(struct flow *f)
 	f->f_fd = -1;
 	f->f_frozen = 0;
 	f->f_state = FS_HANDED_OFF;
+	f->f_checked = now_ms();
 	qtd->st.st_handed_off++;
 	flow_log(f, LOG_L_INFO, "handed-off", "to %s after %u tries: %s",
 	    qtd->cf->c_nodes[f->f_peer].n_name, f->f_tries + 1, f->f_reqline);
 }
 
-void
+static void
 front_refused(struct flow *f, int err)
 {
 	char why[128];
@@ -342,7 +353,7 @@ front_refused(struct flow *f, int err)
 		return;
 	qtd->st.st_refused++;
 	snprintf(why, sizeof(why), "refused by the back: %s", strerror(err));
-	take_back(f, why);
+	take_back(f, TB_REFUSED, why);
 }
 
 static void
@@ -353,15 +364,28 @@ grace_over(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	steer_ct_delete(f);
-	flow_close(f, f->f_why ? f->f_why : "back reported close");
+	flow_close(f, f->f_why);
 }
 
 /*
- * The back's socket is fully closed: stop steering now (nothing of the
- * flow is left to deliver), and drop the conntrack entry after a grace
- * period, so that a client reusing the port starts clean.
+ * A handed-off flow is over: stop steering now (nothing of it is left to
+ * deliver, or nobody is left to deliver it to), and drop the conntrack
+ * entry after a grace period, so that a client reusing the port starts
+ * clean.  Every end of a handed-off flow comes through here.
  */
-void
+static void
+front_teardown(struct flow *f, const char *why)
+{
+	if (f->f_state != FS_HANDED_OFF)
+		return;
+	steer_del(f);
+	f->f_state = FS_GRACE;
+	f->f_why = why;
+	ev_timer_init(&f->f_timer, grace_over, qtd->cf->c_ct_grace / 1000.0, 0);
+	ev_timer_start(qtd->loop, &f->f_timer);
+}
+
+static void
 front_closed(struct flow *f, uint64_t bytes, unsigned requests)
 {
 	if (f->f_state == FS_REPLAYING)
@@ -370,9 +394,318 @@ front_closed(struct flow *f, uint64_t bytes, unsigned requests)
 		return;
 	f->f_bytes = bytes;
 	f->f_requests = requests;
-	steer_del(f);
-	f->f_state = FS_GRACE;
-	f->f_why = "back reported close";
-	ev_timer_init(&f->f_timer, grace_over, qtd->cf->c_ct_grace / 1000.0, 0);
-	ev_timer_start(qtd->loop, &f->f_timer);
+	qtd->st.st_td_report++;
+	front_teardown(f, "back reported close");
+}
+
+/* The back no longer has a flow we asked about. */
+static void
+front_gone(struct flow *f)
+{
+	if (f->f_rst) {
+		qtd->st.st_td_rst++;
+		front_teardown(f, "client reset, back has no flow");
+	} else if (f->f_fin) {
+		qtd->st.st_td_fin++;
+		front_teardown(f, "client closed, back has no flow");
+	} else {
+		qtd->st.st_td_sweep++;
+		front_teardown(f, "swept: back has no flow");
+	}
+}
+
+static void
+check_reply(int node, const struct band_msg *bm)
+{
+	const struct qt_config *cf = qtd->cf;
+	size_t i;
+
+	for (i = 0; i + BAND_ENTRY <= bm->bm_plen; i += BAND_ENTRY) {
+		const uint8_t *e = bm->bm_payload + i;
+		struct flow *f;
+		uint32_t cip;
+		uint16_t cport, svc;
+		int alive;
+
+		memcpy(&cip, e, 4);
+		memcpy(&cport, e + 4, 2);
+		svc = (uint16_t)(e[6] << 8 | e[7]);
+		alive = (svc & BAND_ALIVE) != 0;
+		svc &= (uint16_t)~BAND_ALIVE;
+		if (svc >= cf->c_nsvcs)
+			continue;
+		f = flow_by_tuple(0, cip, cport, htons(cf->c_svcs[svc].s_port));
+		/* Only a flow the back vouched for before we asked: a newer
+		 * flow on the same tuple may have been handed off since. */
+		if (!f || f->f_peer != node || f->f_state != FS_HANDED_OFF ||
+		    f->f_checked >= bm->bm_a)
+			continue;
+		if (alive)
+			f->f_checked = now_ms();
+		else
+			front_gone(f);
+	}
+}
+
+/* Which front flow a band message is about: by token, or by tuple for a
+ * flow adopted after a restart, whose token we never knew. */
+static struct flow *
+band_flow(int node, const struct band_msg *bm)
+{
+	const struct qt_config *cf = qtd->cf;
+	static const uint8_t zero[QT_TOKEN_LEN];
+	struct flow *f;
+
+	f = flow_by_token(0, bm->bm_token);
+	if (!f)
+		f = flow_by_tuple(0, bm->bm_cip, bm->bm_cport,
+		    htons(cf->c_svcs[bm->bm_svc].s_port));
+	if (!f || f->f_peer != node)
+		return NULL;
+	if (memcmp(f->f_token, bm->bm_token, QT_TOKEN_LEN) != 0 &&
+	    memcmp(f->f_token, zero, QT_TOKEN_LEN) != 0)
+		return NULL;
+	return f;
+}
+
+void
+front_band(int node, const struct band_msg *bm)
+{
+	struct flow *f;
+
+	if (bm->bm_type == BAND_CHECK_REPLY) {
+		check_reply(node, bm);
+		return;
+	}
+	if (!(f = band_flow(node, bm)))
+		return;		/* late or duplicate: nothing to do */
+	switch (bm->bm_type) {
+	case BAND_CONFIRM:
+		front_confirmed(f);
+		return;
+	case BAND_REFUSE:
+		front_refused(f, (int)bm->bm_status);
+		return;
+	case BAND_CLOSED:
+		front_closed(f, bm->bm_a, (unsigned)bm->bm_b);
+		return;
+	default:
+		return;
+	}
+}
+
+/*
+ * The front's view of its handed-off flows' ends: the clients' FIN and RST
+ * on the service ports, from one capture.  The back normally reports
+ * first; these only make the next sweep ask about the flow at once, so a
+ * flow whose back has died is torn down in a second, not a flow-timeout.
+ */
+static void
+fin_pkt(const struct cap_pkt *p, void *arg)
+{
+	struct flow *f;
+
+	(void)arg;
+	f = flow_by_tuple(0, p->p_src, htons(p->p_sport), htons(p->p_dport));
+	if (!f || f->f_state != FS_HANDED_OFF)
+		return;
+	if (p->p_flags & TH_RST)
+		f->f_rst = 1;
+	else
+		f->f_fin = 1;
+}
+
+static void
+fin_ready(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	capture_dispatch(qtd->fin_cap);
+}
+
+int
+front_watch_start(void)
+{
+	const struct qt_config *cf = qtd->cf;
+	char filter[1024], err[512];
+	size_t s, n;
+
+	n = (size_t)snprintf(filter, sizeof(filter),
+	    "ip dst host %s and tcp and tcp[13] & 5 != 0 and (",
+	    addr_str(config_self(cf)->n_addr));
+	for (s = 0; s < cf->c_nsvcs && n < sizeof(filter); s++)
+		n += (size_t)snprintf(filter + n, sizeof(filter) - n,
+		    "%stcp dst port %u", s ? " or " : "", cf->c_svcs[s].s_port);
+	if (n < sizeof(filter))
+		snprintf(filter + n, sizeof(filter) - n, ")");
+	qtd->fin_cap = capture_open(qtd->iface, filter, fin_pkt, NULL, err,
+	    sizeof(err));
+	if (!qtd->fin_cap) {
+		log_err("FIN/RST capture: %s", err);
+		return -1;
+	}
+	ev_io_init(&qtd->fin_cap_io, fin_ready, capture_fd(qtd->fin_cap),
+	    EV_READ);
+	ev_io_start(qtd->loop, &qtd->fin_cap_io);
+	return 0;
+}
+
+struct check_batch {
+	uint8_t		cb_buf[BAND_PAYLOAD_MAX];
+	size_t		cb_len;
+};
+
+static void
+check_flush(int node, struct check_batch *cb, uint64_t now)
+{
+	struct band_msg bm = {
+		.bm_type = BAND_CHECK,
+		.bm_a = now,
+		.bm_payload = cb->cb_buf,
+		.bm_plen = (uint16_t)cb->cb_len,
+	};
+
+	if (cb->cb_len && band_send(node, &bm) == -1)
+		log_debug("check to %s: %m", qtd->cf->c_nodes[node].n_name);
+	cb->cb_len = 0;
+}
+
+/*
+ * Called every second.  Each handed-off flow the back has not vouched for
+ * within sweep-interval (at once if the client's FIN or RST went by) is
+ * asked about, in batches; one the back has not vouched for within
+ * flow-timeout is torn down: its back is dead or unreachable, and so is
+ * the flow.
+ */
+void
+front_sweep(void)
+{
+	const struct qt_config *cf = qtd->cf;
+	static struct check_batch batch[QT_MAX_NODES];
+	uint64_t now = now_ms();
+	struct flow *f, *next;
+	size_t i;
+
+	for (f = TAILQ_FIRST(&qtd->flows); f; f = next) {
+		uint64_t since;
+		struct check_batch *cb;
+
+		next = TAILQ_NEXT(f, f_entry);
+		if (f->f_back || f->f_state != FS_HANDED_OFF)
+			continue;
+		if (now - f->f_checked > cf->c_flow_timeout) {
+			qtd->st.st_td_sweep++;
+			front_teardown(f, "swept: back silent");
+			continue;
+		}
+		since = f->f_asked > f->f_checked ? f->f_asked : f->f_checked;
+		if (now - since < cf->c_sweep_interval &&
+		    !((f->f_fin || f->f_rst) && now - f->f_asked >= 1000))
+			continue;
+		cb = &batch[f->f_peer];
+		memcpy(cb->cb_buf + cb->cb_len, &f->f_cip, 4);
+		memcpy(cb->cb_buf + cb->cb_len + 4, &f->f_cport, 2);
+		cb->cb_buf[cb->cb_len + 6] = (uint8_t)(f->f_svc >> 8);
+		cb->cb_buf[cb->cb_len + 7] = (uint8_t)f->f_svc;
+		cb->cb_len += BAND_ENTRY;
+		f->f_asked = now;
+		if (cb->cb_len + BAND_ENTRY > sizeof(cb->cb_buf))
+			check_flush(f->f_peer, cb, now);
+	}
+	for (i = 0; i < cf->c_nnodes; i++)
+		check_flush((int)i, &batch[i], now);
+}
+
+struct adopt_ctx {
+	size_t	svc;
+	int	peer;
+	size_t	n;
+};
+
+static void
+adopt_entry(uint32_t cip, uint16_t cport, uint32_t dip, void *arg)
+{
+	struct adopt_ctx *ac = arg;
+	const struct qt_config *cf = qtd->cf;
+	struct flow *f;
+
+	if (dip != config_self(cf)->n_addr || !(f = flow_new(0)))
+		return;
+	f->f_state = FS_HANDED_OFF;
+	f->f_svc = ac->svc;
+	f->f_peer = ac->peer;
+	f->f_cip = cip;
+	f->f_cport = htons(cport);
+	f->f_laddr = dip;
+	f->f_lport = htons(cf->c_svcs[ac->svc].s_port);
+	f->f_steered = 1;
+	f->f_checked = 0;	/* ask the back at the first sweep */
+	snprintf(f->f_reqline, sizeof(f->f_reqline), "(adopted)");
+	flow_tuple_add(f);
+	qtd->st.st_adopted++;
+	ac->n++;
+}
+
+struct stale_ctx {
+	size_t	svc;
+	size_t	n;
+};
+
+/* A DNATed conntrack entry to our service whose flow is in no set: left
+ * by a previous instance, it would bend a new connection on that port. */
+static void
+stale_ct(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
+    uint32_t rsrc, uint16_t rsport, void *arg)
+{
+	struct stale_ctx *sc = arg;
+	struct flow *f;
+
+	(void)rsport;
+	if (rsrc == dst)
+		return;		/* not DNATed: not ours */
+	f = flow_by_tuple(0, src, htons(sport), htons(dport));
+	if (f && f->f_steered)
+		return;
+	if (qct_delete(qtd->ct, src, sport, dst, dport) == 0)
+		sc->n++;
+}
+
+/*
+ * After a restart: the kernel still steers the flows a previous instance
+ * handed off.  Rebuild their records from the sets, so that the backs'
+ * reports and the sweep tear them down in time; drop conntrack entries
+ * no set entry needs any more.
+ */
+void
+front_adopt(void)
+{
+	const struct qt_config *cf = qtd->cf;
+	struct adopt_ctx ac = { 0 };
+	struct stale_ctx sc = { 0 };
+	char name[32];
+	size_t s, p;
+
+	for (s = 0; s < cf->c_nsvcs; s++)
+		for (p = 0; p < cf->c_nnodes; p++) {
+			if ((int)p == cf->c_self)
+				continue;
+			steer_set_name(s, cf->c_nodes[p].n_id, name,
+			    sizeof(name));
+			ac.svc = s;
+			ac.peer = (int)p;
+			if (qset_list(qtd->set, name, adopt_entry, &ac) == -1)
+				log_warn("listing set %s: %s, ignoring", name,
+				    qset_strerror(qtd->set));
+		}
+	for (s = 0; s < cf->c_nsvcs; s++) {
+		sc.svc = s;
+		if (qct_list(qtd->ct, config_self(cf)->n_addr,
+		    cf->c_svcs[s].s_port, stale_ct, &sc) == -1)
+			log_warn("listing conntrack entries: %m, ignoring");
+	}
+	if (ac.n || sc.n)
+		log_notice("adopted %zu handed-off flows from a previous "
+		    "instance, removed %zu stale conntrack entries", ac.n,
+		    sc.n);
 }

@@ -40,6 +40,7 @@ get16(const uint8_t *p)
 }
 
 #define HDR_BODY	(HDR_LEN - 32)	/* bytes before the MAC */
+#define HDR_OPT_FIN	0x80
 
 static void
 tuple_bytes(const struct hdr_tuple *t, uint8_t out[12])
@@ -60,7 +61,8 @@ hdr_encode(const struct hdr *h, const struct hdr_tuple *t, const void *req,
 	memset(out, 0, HDR_LEN);
 	p = put32(p, HDR_MAGIC);
 	*p++ = HDR_VERSION;
-	*p++ = rs->rs_opts;
+	/* bit 7: the client's FIN was received (TCPI_OPT_* use bits 0-5) */
+	*p++ = (uint8_t)(rs->rs_opts | (rs->rs_fin ? HDR_OPT_FIN : 0));
 	p = put16(p, (uint16_t)h->h_origin);
 	p = put16(p, (uint16_t)h->h_svc);
 	p = put16(p, rs->rs_mss);
@@ -94,7 +96,8 @@ hdr_decode(const uint8_t *b, size_t len, struct hdr *h)
 	if (len < HDR_LEN || get32(b) != HDR_MAGIC || b[4] != HDR_VERSION)
 		return -1;
 	memset(h, 0, sizeof(*h));
-	rs->rs_opts = b[5];
+	rs->rs_opts = b[5] & (uint8_t)~HDR_OPT_FIN;
+	rs->rs_fin = (b[5] & HDR_OPT_FIN) != 0;
 	h->h_origin = get16(b + 6);
 	h->h_svc = get16(b + 8);
 	rs->rs_mss = get16(b + 10);

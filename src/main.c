@@ -50,6 +50,7 @@ on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)w;
 	(void)revents;
 	back_sweep();
+	front_sweep();
 }
 
 static int
@@ -154,7 +155,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (steer_setup() == -1 || band_open() == -1 ||
-	    back_capture_start() == -1 || front_listen() == -1) {
+	    back_capture_start() == -1 || front_watch_start() == -1 ||
+	    front_listen() == -1) {
 		if (d.band_fd == -1)
 			log_err("band socket on port %u: %m", cf.c_band_port);
 		return 1;
@@ -162,6 +164,7 @@ main(int argc, char **argv)
 	if (control_open() == -1)
 		return 1;
 
+	front_adopt();
 	ev_signal_init(&d.sig_int, on_signal, SIGINT);
 	ev_signal_start(d.loop, &d.sig_int);
 	ev_signal_init(&d.sig_term, on_signal, SIGTERM);

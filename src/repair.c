@@ -91,6 +91,9 @@ repair_freeze(int fd, struct repair_state *rs, char *extra, size_t extra_max,
 		return -1;
 	rs->rs_opts = ti.tcpi_options &
 	    (TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE);
+	/* A client that half-closed right after its request: its FIN is
+	 * counted in rcv_nxt, and the back must know it will not come. */
+	rs->rs_fin = ti.tcpi_state == TCP_CLOSE_WAIT;
 	rs->rs_snd_wscale = ti.tcpi_snd_wscale;
 	rs->rs_rcv_wscale = ti.tcpi_rcv_wscale;
 	len = sizeof(v);

@@ -230,6 +230,11 @@ serve_next(struct flow *f)
 	int rc;
 
 	rc = http_parse(f->f_buf, f->f_blen, qtd->cf->c_max_header, &r);
+	if (rc == 0 && f->f_peer_fin) {
+		/* The client half-closed: no further request can come. */
+		flow_finish(f, "client half-closed");
+		return;
+	}
 	if (rc == 0) {
 		wait_read(f);
 		return;
