@@ -640,7 +640,9 @@ adopt_entry(uint32_t cip, uint16_t cport, uint32_t dip, void *arg)
 	f->f_laddr = dip;
 	f->f_lport = htons(cf->c_svcs[ac->svc].s_port);
 	f->f_steered = 1;
-	f->f_checked = 0;	/* ask the back at the first sweep */
+	/* Due for a check at the first sweep, with a whole flow-timeout
+	 * for the back to answer. */
+	f->f_checked = now_ms() - cf->c_sweep_interval;
 	snprintf(f->f_reqline, sizeof(f->f_reqline), "(adopted)");
 	flow_tuple_add(f);
 	qtd->st.st_adopted++;
