@@ -32,6 +32,7 @@ enum ctl_type {
 	CTL_LIST_FLOWS,
 	CTL_SHOW_CONFIG,
 	CTL_NODES,
+	CTL_STOP,		/* payload: one byte, 1 = remove our state */
 	CTL_OK = 100,
 	CTL_ERROR,
 };

@@ -65,6 +65,7 @@ struct qt_config {
 	unsigned		 c_replay_window;	/* ms, header freshness */
 	unsigned		 c_set_maxelem;
 	int			 c_set_sysctls;
+	int			 c_stop_cleanup;	/* stop removes our state */
 	int			 c_log_level;
 };
 

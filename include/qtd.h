@@ -145,6 +145,7 @@ struct qtd {
 	ev_io			 fin_cap_io;
 	uint64_t		 next_id;
 	int			 stopping;
+	int			 stop_cleanup;
 	struct qt_stats		 st;
 };
 
@@ -223,6 +224,11 @@ void	steer_set_name(size_t svc, uint32_t peer_id, char *buf, size_t len);
 int	steer_add(struct flow *);
 void	steer_del(struct flow *);
 void	steer_ct_delete(struct flow *);
+
+/* main.c */
+/* Ends the event loop; with cleanup, everything this node owns in the
+ * kernel goes too, cutting the flows it steers. */
+void	qtd_stop(int cleanup, const char *why);
 
 /* control.c: the control socket qtctl talks to */
 int	control_open(void);

@@ -63,6 +63,7 @@ static const struct cf_option cf_options[] = {
 	    "10000" },
 	{ "set-maxelem", CF_UINT, OFF(c_set_maxelem), 0, 1024, 16777216,
 	    "1048576" },
+	{ "stop-cleanup", CF_BOOL, OFF(c_stop_cleanup), 0, 0, 0, "no" },
 	{ "set-sysctls", CF_BOOL, OFF(c_set_sysctls), 0, 0, 0, "no" },
 	{ "log-level", CF_LOGLEVEL, OFF(c_log_level), 0, 0, 0, "info" },
 };

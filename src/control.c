@@ -404,6 +404,19 @@ ctl_dispatch(struct ctl_conn *cc)
 	case CTL_NODES:
 		rc = ctl_nodes(&w);
 		break;
+	case CTL_STOP:
+		if (payload[0] > 1) {
+			err = "stop: flag is not 0 or 1";
+			rc = -1;
+			break;
+		}
+		/* Answer first; the loop ends after this iteration. */
+		qtd_stop(payload[0] == 1, "qtctl stop");
+		ctl_jw_obj(&w, NULL);
+		ctl_jw_str(&w, "stopping", payload[0] ? "cleanup" : "keep");
+		ctl_jw_end(&w);
+		rc = 0;
+		break;
 	default:
 		err = "unknown request type";
 		rc = -1;

@@ -144,6 +144,12 @@ ctl_req_check(const struct ctl_hdr *h, const char **err)
 			return -1;
 		}
 		return 0;
+	case CTL_STOP:
+		if (h->ch_len != 1) {
+			*err = "stop: payload is not one byte";
+			return -1;
+		}
+		return 0;
 	case CTL_LIST_FLOWS:
 		if (h->ch_len != 0 && h->ch_len != sizeof(struct ctl_filter)) {
 			*err = "list-flows: payload is not a filter";
@@ -168,6 +174,8 @@ ctl_type_name(uint16_t type)
 		return "show-config";
 	case CTL_NODES:
 		return "nodes";
+	case CTL_STOP:
+		return "stop";
 	case CTL_OK:
 		return "ok";
 	case CTL_ERROR:

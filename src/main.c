@@ -26,12 +26,22 @@ usage(void)
 	exit(2);
 }
 
+void
+qtd_stop(int cleanup, const char *why)
+{
+	log_notice("%s: stopping%s", why, cleanup ?
+	    ", removing every rule and set of this node" : "");
+	qtd->stop_cleanup = qtd->stop_cleanup || cleanup;
+	ev_break(qtd->loop, EVBREAK_ALL);
+}
+
 static void
 on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
+	(void)loop;
 	(void)revents;
-	log_notice("signal %d: stopping", w->signum);
-	ev_break(loop, EVBREAK_ALL);
+	qtd_stop(qtd->cf->c_stop_cleanup, w->signum == SIGINT ? "SIGINT" :
+	    "SIGTERM");
 }
 
 static void
@@ -178,13 +188,17 @@ main(int argc, char **argv)
 	    config_self(&cf)->n_name, config_self(&cf)->n_id,
 	    addr_str(config_self(&cf)->n_addr), cf.c_nnodes, cf.c_nsvcs);
 	ev_run(d.loop, 0);
-	d.stopping = 1;
+	/* A reply to "qtctl stop" went out when it was made: ctl_send()
+	 * writes at once, and it is small. */
+	d.stopping = !d.stop_cleanup;
 
 	/* Steering lives in the kernel and stays: a restarted daemon must
 	 * not cut the flows the backs are serving.  --cleanup removes it. */
 	while ((f = TAILQ_FIRST(&d.flows)))
 		flow_close(f, "daemon stopping");
 	flow_reap();
+	if (d.stop_cleanup)
+		steer_teardown();
 	capture_close(d.cap);
 	replay_close(d.replay);
 	qset_close(d.set);

@@ -33,6 +33,7 @@
 #define QO_JSON		0x01
 #define QO_PROM		0x02
 #define QO_FILTER	0x04
+#define QO_CLEANUP	0x08
 
 enum qc_format { QF_TEXT, QF_JSON, QF_PROM };
 
@@ -48,6 +49,7 @@ static int	qc_stats(const struct ctl_jv *, enum qc_format);
 static int	qc_flows(const struct ctl_jv *, enum qc_format);
 static int	qc_config(const struct ctl_jv *, enum qc_format);
 static int	qc_nodes(const struct ctl_jv *, enum qc_format);
+static int	qc_stop(const struct ctl_jv *, enum qc_format);
 
 /* A new command is one new row. */
 static const struct qc_cmd qc_cmds[] = {
@@ -59,6 +61,8 @@ static const struct qc_cmd qc_cmds[] = {
 	    "show config [--json]" },
 	{ { "nodes" }, CTL_NODES, QO_JSON, qc_nodes,
 	    "nodes [--json]" },
+	{ { "stop" }, CTL_STOP, QO_JSON | QO_CLEANUP, qc_stop,
+	    "stop [--cleanup]" },
 };
 #define QC_NCMDS	(sizeof(qc_cmds) / sizeof(qc_cmds[0]))
 
@@ -397,6 +401,20 @@ qc_flows(const struct ctl_jv *doc, enum qc_format fmt)
 }
 
 static int
+qc_stop(const struct ctl_jv *v, enum qc_format fmt)
+{
+	const struct ctl_jv *s = ctl_json_get(v, "stopping");
+
+	(void)fmt;
+	if (!s || s->jv_type != CJ_STR)
+		return QC_DAEMON;
+	printf("quicktwitchd is stopping%s\n", strcmp(s->jv_str, "cleanup") ?
+	    "; the flows it steers keep going" :
+	    " and removing every rule and set it owns");
+	return QC_OK;
+}
+
+static int
 qc_nodes(const struct ctl_jv *doc, enum qc_format fmt)
 {
 	static const struct qc_col cols[] = {
@@ -483,6 +501,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *sock = NULL, *conf = NULL, *node = NULL, *state = NULL;
+	int cleanup = 0;
 	uint8_t filter[sizeof(struct ctl_filter)];
 	enum qc_format fmt = QF_TEXT;
 	const struct qc_cmd *cmd;
@@ -538,11 +557,17 @@ main(int argc, char **argv)
 		else if (!strcmp(a, "--state") && (cmd->c_opts & QO_FILTER) &&
 		    i + 1 < argc)
 			state = argv[++i];
+		else if (!strcmp(a, "--cleanup") && (cmd->c_opts & QO_CLEANUP))
+			cleanup = 1;
 		else {
 			fprintf(stderr, "qtctl: %s: unexpected \"%s\"\n",
 			    cmd->c_usage, a);
 			return QC_USAGE;
 		}
+	}
+	if (cmd->c_type == CTL_STOP) {
+		filter[0] = (uint8_t)cleanup;
+		plen = 1;
 	}
 	if (node || state) {
 		if (ctl_filter_encode(node, state, filter) == -1) {

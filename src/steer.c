@@ -142,6 +142,48 @@ rules_build(const struct qt_config *cf, struct rules *rl)
 	return 0;
 }
 
+struct names {
+	char	(*n)[32];
+	size_t	 len, cap;
+};
+
+static void
+collect_name(const char *name, void *arg)
+{
+	struct names *ns = arg;
+
+	if (ns->len < ns->cap)
+		snprintf(ns->n[ns->len++], 32, "%s", name);
+}
+
+/* Sets of ours that the config no longer names (a peer or service was
+ * removed): no rule refers to them once ipt_apply() is done. */
+static void
+steer_drop_stale_sets(char (*keep)[32], size_t nkeep)
+{
+	struct names ns = { .cap = 4096 };
+	size_t i, j;
+
+	if (!(ns.n = calloc(ns.cap, sizeof(*ns.n))))
+		return;
+	if (qset_names(qtd->set, "qt-", collect_name, &ns) == -1)
+		log_warn("listing our ipsets: %s, ignoring",
+		    qset_strerror(qtd->set));
+	for (i = 0; i < ns.len; i++) {
+		for (j = 0; j < nkeep; j++)
+			if (!strcmp(ns.n[i], keep[j]))
+				break;
+		if (j < nkeep)
+			continue;
+		if (qset_destroy(qtd->set, ns.n[i]) == -1)
+			log_warn("destroying stale ipset %s: %s, ignoring",
+			    ns.n[i], qset_strerror(qtd->set));
+		else
+			log_notice("destroyed stale ipset %s", ns.n[i]);
+	}
+	free(ns.n);
+}
+
 int
 steer_setup(void)
 {
@@ -182,25 +224,12 @@ steer_setup(void)
 		goto out;
 	}
 	log_info("installed %zu rules in our chains", rl.n);
+	steer_drop_stale_sets(rl.names, cf->c_nsvcs * (cf->c_nnodes - 1));
 	rc = 0;
 out:
 	free(rl.r);
 	free(rl.names);
 	return rc;
-}
-
-struct names {
-	char	(*n)[32];
-	size_t	 len, cap;
-};
-
-static void
-collect_name(const char *name, void *arg)
-{
-	struct names *ns = arg;
-
-	if (ns->len < ns->cap)
-		snprintf(ns->n[ns->len++], 32, "%s", name);
 }
 
 /* Removes every rule, chain and set this daemon owns. */
