@@ -61,5 +61,8 @@ struct chash_node {
  * node's share of keys is its weight's share of the total.
  */
 int	chash_pick(const struct chash_node *nodes, size_t n, uint64_t key);
+/* The indexes of the eligible nodes, best first; returns their number. */
+size_t	chash_rank(const struct chash_node *nodes, size_t n, uint64_t key,
+	    int *order);
 
 #endif

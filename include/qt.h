@@ -15,6 +15,8 @@
 
 #define QT_MAX_NODES	64	/* node ids are 1..63 */
 #define QT_MAX_SVCS	8
+#define QT_MAX_GROUPS	32
+#define QT_MAX_ROUTES	128
 #define QT_NAME_MAX	32
 #define QT_KEY_LEN	32
 #define QT_TOKEN_LEN	8
@@ -29,8 +31,34 @@ struct qt_node {
 	uint32_t	 n_id;
 	uint32_t	 n_addr;	/* network order */
 	uint32_t	 n_weight;
-	int		 n_up;		/* runtime: believed reachable */
+	int		 n_drain;	/* no new hand-offs (config/qtctl) */
+	/* runtime, this daemon's view: */
+	int		 n_up;		/* heartbeats heard in time */
+	int		 n_peer_drain;	/* the node says it is draining */
+	uint64_t	 n_heard;	/* ms, last heartbeat */
+	uint64_t	 n_load;	/* connections it serves, per its
+					 * last heartbeat */
+	int		 n_retired;	/* removed by a reload, kept while
+					 * flows still use it */
 };
+
+struct qt_group {
+	char		 g_name[QT_NAME_MAX];
+	uint64_t	 g_ids;		/* bit N: node id N is a member */
+};
+
+enum qt_route_action { RT_GROUP, RT_NODE, RT_LOCAL, RT_REJECT };
+
+/* route [host H] [prefix P] (group G | node N | local | reject STATUS) */
+struct qt_route {
+	char			 r_host[128];	/* "" any; "*.x" suffix */
+	char			 r_prefix[256];	/* "" any; decoded path */
+	enum qt_route_action	 r_action;
+	uint32_t		 r_arg;	/* group index, node id or status */
+	int			 r_line;
+};
+
+enum qt_hash_key { HK_PATH, HK_PATH_QUERY, HK_HOST_PATH };
 
 struct qt_service {
 	char		 s_name[QT_NAME_MAX];
@@ -46,6 +74,14 @@ struct qt_config {
 	size_t			 c_nnodes;
 	struct qt_service	 c_svcs[QT_MAX_SVCS];
 	size_t			 c_nsvcs;
+	struct qt_group		 c_groups[QT_MAX_GROUPS];
+	size_t			 c_ngroups;
+	struct qt_route		 c_routes[QT_MAX_ROUTES];
+	size_t			 c_nroutes;
+	int			 c_hash_key;		/* enum qt_hash_key */
+	unsigned		 c_bounded_load;	/* percent, 0: off */
+	unsigned		 c_hb_interval;		/* ms */
+	unsigned		 c_dead_after;		/* ms */
 	char			 c_key_file[PATH_MAX];
 	uint8_t			 c_key[QT_KEY_LEN];
 	char			 c_docroot[PATH_MAX];

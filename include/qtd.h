@@ -45,6 +45,7 @@ struct flow {
 	int			 f_frozen;	/* f_fd is in repair mode */
 	int			 f_steered;	/* our set entry exists */
 	int			 f_dead;	/* closed, freed by the reaper */
+	int			 f_serving;	/* counted in nserving */
 	int			 f_aborted;	/* back: dropped on the front's
 						 * word, nothing to report */
 	uint32_t		 f_cip;		/* client, network order */
@@ -135,6 +136,8 @@ struct qtd {
 	ev_signal		 sig_int, sig_term;
 	ev_prepare		 reaper;
 	ev_timer		 sweep;
+	ev_timer		 hb_timer;
+	uint64_t		 nserving;	/* flows we serve (load) */
 	struct flowq		 flows;
 	struct flowq		 dead;
 	size_t			 nflows;
@@ -194,6 +197,7 @@ enum band_type {
 	BAND_ABORT,		/* front: I took it back; drop yours silently */
 	BAND_CHECK,		/* front: do you still serve these flows? */
 	BAND_CHECK_REPLY,	/* back: of those, these are gone */
+	BAND_HEARTBEAT,		/* any: alive; a = load, status = flags */
 };
 #define BAND_PAYLOAD_MAX	1200
 #define BAND_ENTRY		8	/* client ip, client port, service */
@@ -216,6 +220,11 @@ int	band_open(void);
 int	band_send(int node, const struct band_msg *);
 int	band_send_flow(const struct flow *, enum band_type, uint32_t status,
 	    uint64_t a, uint64_t b);
+
+/* health.c: heartbeats, node state, drain */
+void	health_start(void);
+void	health_band(int node, const struct band_msg *);
+int	health_usable(int node);
 
 /* steer.c: the netfilter state this node owns */
 int	steer_setup(void);

@@ -180,6 +180,9 @@ band_dispatch(const uint8_t *m, size_t len, const struct sockaddr_in *from)
 	case BAND_CHECK:
 		back_band(node, &bm);
 		return;
+	case BAND_HEARTBEAT:
+		health_band(node, &bm);
+		return;
 	default:
 		qtd->st.st_band_bad++;
 		return;

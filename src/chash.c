@@ -136,3 +136,41 @@ chash_pick(const struct chash_node *nodes, size_t n, uint64_t key)
 	}
 	return best;
 }
+
+/*
+ * Every eligible node in the order of its score for key, best first: the
+ * order bounded-load routing walks when the best is too busy.  Same ties
+ * rule as chash_pick(), so order[0] is always chash_pick()'s answer.
+ */
+size_t
+chash_rank(const struct chash_node *nodes, size_t n, uint64_t key,
+    int *order)
+{
+	double	score[256];
+	size_t	i, j, m = 0;
+
+	if (n > 256)
+		n = 256;
+	for (i = 0; i < n; i++) {
+		double s;
+
+		if (!nodes[i].cn_up || nodes[i].cn_weight == 0)
+			continue;
+		s = (double)nodes[i].cn_weight /
+		    -log(chash_uniform(key, nodes[i].cn_id));
+		/* insertion sort: n is a cluster's size */
+		for (j = m; j > 0; j--) {
+			const struct chash_node *o = &nodes[order[j - 1]];
+
+			if (score[j - 1] > s || (score[j - 1] == s &&
+			    o->cn_id < nodes[i].cn_id))
+				break;
+			score[j] = score[j - 1];
+			order[j] = order[j - 1];
+		}
+		score[j] = s;
+		order[j] = (int)i;
+		m++;
+	}
+	return m;
+}

@@ -18,7 +18,7 @@
 
 #define CF_MAXARGS	16
 
-enum cf_kind { CF_UINT, CF_BOOL, CF_STR, CF_PORT, CF_LOGLEVEL };
+enum cf_kind { CF_UINT, CF_BOOL, CF_STR, CF_PORT, CF_LOGLEVEL, CF_HASHKEY };
 
 struct cf_option {
 	const char	*name;
@@ -66,6 +66,11 @@ static const struct cf_option cf_options[] = {
 	{ "stop-cleanup", CF_BOOL, OFF(c_stop_cleanup), 0, 0, 0, "no" },
 	{ "set-sysctls", CF_BOOL, OFF(c_set_sysctls), 0, 0, 0, "no" },
 	{ "log-level", CF_LOGLEVEL, OFF(c_log_level), 0, 0, 0, "info" },
+	{ "hash-key", CF_HASHKEY, OFF(c_hash_key), 0, 0, 0, "path" },
+	{ "bounded-load", CF_UINT, OFF(c_bounded_load), 0, 0, 1000, "0" },
+	{ "heartbeat-interval", CF_UINT, OFF(c_hb_interval), 0, 20, 60000,
+	    "200" },
+	{ "dead-after", CF_UINT, OFF(c_dead_after), 0, 50, 600000, "1000" },
 };
 
 struct cf_ctx {
@@ -78,6 +83,12 @@ struct cf_ctx {
 				    sizeof(cf_options[0])];
 	int			 node_line[QT_MAX_NODES];
 	int			 svc_line[QT_MAX_SVCS];
+	/* names resolved once every node is known */
+	char			 grp_members[QT_MAX_GROUPS][QT_MAX_NODES]
+				    [QT_NAME_MAX];
+	int			 grp_nmembers[QT_MAX_GROUPS];
+	int			 grp_line[QT_MAX_GROUPS];
+	char			 rt_target[QT_MAX_ROUTES][QT_NAME_MAX];
 };
 
 static void
@@ -170,6 +181,20 @@ cf_set(struct cf_ctx *x, const struct cf_option *o, const char *val)
 		}
 		*(int *)field = b;
 		return 0;
+	case CF_HASHKEY:
+		if (!strcmp(val, "path"))
+			b = HK_PATH;
+		else if (!strcmp(val, "path-query"))
+			b = HK_PATH_QUERY;
+		else if (!strcmp(val, "host-path"))
+			b = HK_HOST_PATH;
+		else {
+			cf_error(x, "%s: \"%s\" is not one of path, "
+			    "path-query, host-path", o->name, val);
+			return -1;
+		}
+		*(int *)field = b;
+		return 0;
 	case CF_LOGLEVEL:
 		if ((b = log_level_parse(val)) == -1) {
 			cf_error(x, "%s: \"%s\" is not one of error, warning, "
@@ -191,6 +216,17 @@ cf_opt_index(const char *name)
 		if (!strcmp(cf_options[i].name, name))
 			break;
 	return i;
+}
+
+static int
+cf_node_by_name(const struct qt_config *cf, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cf->c_nnodes; i++)
+		if (!strcmp(cf->c_nodes[i].n_name, name))
+			return (int)i;
+	return -1;
 }
 
 static int
@@ -249,6 +285,12 @@ cf_node(struct cf_ctx *x, char **av, int ac)
 			}
 			n.n_addr = a.s_addr;
 			have_addr = 1;
+		} else if (!strcmp(av[k], "drain")) {
+			if (parse_bool(av[k + 1], &n.n_drain) == -1) {
+				cf_error(x, "node %s: drain \"%s\" is not yes "
+				    "or no", av[1], av[k + 1]);
+				return;
+			}
 		} else if (!strcmp(av[k], "weight")) {
 			if (parse_ulong(av[k + 1], 0, 1000000, &v) == -1) {
 				cf_error(x, "node %s: weight \"%s\" is not "
@@ -336,6 +378,115 @@ cf_service(struct cf_ctx *x, char **av, int ac)
 	cf->c_svcs[cf->c_nsvcs++] = s;
 }
 
+/* group NAME NODE... */
+static void
+cf_group(struct cf_ctx *x, char **av, int ac)
+{
+	struct qt_config *cf = x->cf;
+	size_t i, g = cf->c_ngroups;
+	int k;
+
+	if (ac < 3 || !valid_name(av[1])) {
+		cf_error(x, "group: expected a name and at least one node");
+		return;
+	}
+	for (i = 0; i < cf->c_ngroups; i++)
+		if (!strcmp(cf->c_groups[i].g_name, av[1])) {
+			cf_error(x, "group %s: defined twice", av[1]);
+			return;
+		}
+	if (g == QT_MAX_GROUPS || ac - 2 > QT_MAX_NODES) {
+		cf_error(x, "group %s: too many groups or members", av[1]);
+		return;
+	}
+	strcpy(cf->c_groups[g].g_name, av[1]);
+	for (k = 2; k < ac; k++) {
+		if (!valid_name(av[k])) {
+			cf_error(x, "group %s: \"%s\" is not a node name",
+			    av[1], av[k]);
+			return;
+		}
+		strcpy(x->grp_members[g][k - 2], av[k]);
+	}
+	x->grp_nmembers[g] = ac - 2;
+	x->grp_line[g] = x->line;
+	cf->c_ngroups++;
+}
+
+/* route [host H] [prefix P] (group G | node N | local | reject STATUS) */
+static void
+cf_route(struct cf_ctx *x, char **av, int ac)
+{
+	struct qt_config *cf = x->cf;
+	struct qt_route r = { .r_line = x->line };
+	unsigned long v;
+	int k = 1, have_action = 0;
+
+	if (cf->c_nroutes == QT_MAX_ROUTES) {
+		cf_error(x, "route: at most %d routes", QT_MAX_ROUTES);
+		return;
+	}
+	while (k < ac) {
+		const char *w = av[k];
+
+		if (have_action) {
+			cf_error(x, "route: \"%s\" after the action", w);
+			return;
+		}
+		if (!strcmp(w, "local")) {
+			r.r_action = RT_LOCAL;
+			have_action = 1;
+			k++;
+			continue;
+		}
+		if (k + 1 >= ac) {
+			cf_error(x, "route: \"%s\" needs a value", w);
+			return;
+		}
+		if (!strcmp(w, "host")) {
+			if (strlen(av[k + 1]) >= sizeof(r.r_host)) {
+				cf_error(x, "route: host too long");
+				return;
+			}
+			strcpy(r.r_host, av[k + 1]);
+		} else if (!strcmp(w, "prefix")) {
+			if (av[k + 1][0] != '/' ||
+			    strlen(av[k + 1]) >= sizeof(r.r_prefix)) {
+				cf_error(x, "route: prefix \"%s\" must start "
+				    "with '/'", av[k + 1]);
+				return;
+			}
+			strcpy(r.r_prefix, av[k + 1]);
+		} else if (!strcmp(w, "group") || !strcmp(w, "node")) {
+			if (strlen(av[k + 1]) >= QT_NAME_MAX) {
+				cf_error(x, "route: name too long");
+				return;
+			}
+			r.r_action = !strcmp(w, "group") ? RT_GROUP : RT_NODE;
+			strcpy(x->rt_target[cf->c_nroutes], av[k + 1]);
+			have_action = 1;
+		} else if (!strcmp(w, "reject")) {
+			if (parse_ulong(av[k + 1], 400, 599, &v) == -1) {
+				cf_error(x, "route: reject status \"%s\" is "
+				    "not from 400 to 599", av[k + 1]);
+				return;
+			}
+			r.r_action = RT_REJECT;
+			r.r_arg = (uint32_t)v;
+			have_action = 1;
+		} else {
+			cf_error(x, "route: unknown word \"%s\"", w);
+			return;
+		}
+		k += 2;
+	}
+	if (!have_action) {
+		cf_error(x, "route: no action (group, node, local or reject)");
+		return;
+	}
+	cf->c_routes[cf->c_nroutes++] = r;
+}
+
 static int
 split(char *line, char **av, int max)
 {
@@ -420,6 +571,53 @@ cf_validate(struct cf_ctx *x)
 				    p);
 		}
 	}
+	for (i = 0; i < cf->c_ngroups; i++) {
+		x->line = x->grp_line[i];
+		for (j = 0; j < (size_t)x->grp_nmembers[i]; j++) {
+			int n = cf_node_by_name(cf, x->grp_members[i][j]);
+
+			if (n < 0)
+				cf_error(x, "group %s: no node \"%s\"",
+				    cf->c_groups[i].g_name,
+				    x->grp_members[i][j]);
+			else
+				cf->c_groups[i].g_ids |=
+				    1ull << cf->c_nodes[n].n_id;
+		}
+	}
+	for (i = 0; i < cf->c_nroutes; i++) {
+		struct qt_route *r = &cf->c_routes[i];
+
+		x->line = r->r_line;
+		if (r->r_action == RT_NODE) {
+			int n = cf_node_by_name(cf, x->rt_target[i]);
+
+			if (n < 0)
+				cf_error(x, "route: no node \"%s\"",
+				    x->rt_target[i]);
+			else
+				r->r_arg = cf->c_nodes[n].n_id;
+		} else if (r->r_action == RT_GROUP) {
+			for (j = 0; j < cf->c_ngroups; j++)
+				if (!strcmp(cf->c_groups[j].g_name,
+				    x->rt_target[i]))
+					break;
+			if (j == cf->c_ngroups)
+				cf_error(x, "route: no group \"%s\"",
+				    x->rt_target[i]);
+			else
+				r->r_arg = (uint32_t)j;
+		}
+	}
+	x->line = x->opt_line[cf_opt_index("bounded-load")];
+	if (cf->c_bounded_load != 0 && cf->c_bounded_load < 100)
+		cf_error(x, "bounded-load %u: a node may take at least the "
+		    "average (100) or the mode is off (0)", cf->c_bounded_load);
+	x->line = x->opt_line[cf_opt_index("dead-after")];
+	if (cf->c_dead_after < 2 * cf->c_hb_interval)
+		cf_error(x, "dead-after %u must be at least twice "
+		    "heartbeat-interval (%u)", cf->c_dead_after,
+		    cf->c_hb_interval);
 	x->line = x->opt_line[cf_opt_index("key-file")];
 	if (!cf->c_key_file[0]) {
 		cf_error(x, "key-file is missing");
@@ -477,6 +675,14 @@ config_load(const char *path, struct qt_config *cf)
 		}
 		if (!strcmp(av[0], "service")) {
 			cf_service(&x, av, ac);
+			continue;
+		}
+		if (!strcmp(av[0], "group")) {
+			cf_group(&x, av, ac);
+			continue;
+		}
+		if (!strcmp(av[0], "route")) {
+			cf_route(&x, av, ac);
 			continue;
 		}
 		for (i = 0; i < sizeof(cf_options) / sizeof(cf_options[0]); i++)

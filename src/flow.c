@@ -205,6 +205,8 @@ flow_close(struct flow *f, const char *why)
 		return;
 	f->f_dead = 1;
 	f->f_why = why;
+	if (f->f_serving)
+		qtd->nserving--;
 	flow_stop_watchers(f);
 	if (f->f_fd != -1) {
 		if (f->f_frozen)

@@ -21,28 +21,26 @@
 #include <netinet/tcp.h>
 
 #include "qtd.h"
+#include "route.h"
 
 static void	front_read(struct ev_loop *, ev_io *, int);
 
+/* The node for this request, or -1 to answer it here; *status set for a
+ * reject route. */
 static int
-pick_node(const struct flow *f, const struct http_req *r)
+pick_node(const struct http_req *r, int *status)
 {
 	const struct qt_config *cf = qtd->cf;
-	struct chash_node nodes[QT_MAX_NODES];
-	char path[PATH_MAX];
+	int usable[QT_MAX_NODES];
+	uint64_t load[QT_MAX_NODES];
 	size_t i;
-	int len;
 
-	(void)f;
-	if ((len = http_path(r->hr_target, r->hr_target_len, path,
-	    sizeof(path))) < 0)
-		return -1;
 	for (i = 0; i < cf->c_nnodes; i++) {
-		nodes[i].cn_id = cf->c_nodes[i].n_id;
-		nodes[i].cn_weight = cf->c_nodes[i].n_weight;
-		nodes[i].cn_up = cf->c_nodes[i].n_up;
+		usable[i] = health_usable((int)i);
+		load[i] = (int)i == cf->c_self ? qtd->nserving :
+		    cf->c_nodes[i].n_load;
 	}
-	return chash_pick(nodes, cf->c_nnodes, chash_key(path, (size_t)len));
+	return route_pick(cf, r, usable, load, status);
 }
 
 enum tb_reason { TB_TIMEOUT, TB_REFUSED, TB_ERROR };
@@ -174,10 +172,16 @@ hand_off(struct flow *f, int peer)
 static void
 front_request(struct flow *f, const struct http_req *r)
 {
-	int node;
+	int node, status;
 
 	flow_note_request(f, r);
-	node = pick_node(f, r);
+	node = pick_node(r, &status);
+	if (status) {
+		f->f_state = FS_LOCAL;
+		flow_stop_watchers(f);
+		serve_error(f, status);
+		return;
+	}
 	if (node < 0 || node == qtd->cf->c_self) {
 		/* Ours, or no node can take it (or a target we will refuse
 		 * anyway): the responder answers. */

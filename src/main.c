@@ -175,6 +175,7 @@ main(int argc, char **argv)
 		return 1;
 
 	front_adopt();
+	health_start();
 	ev_signal_init(&d.sig_int, on_signal, SIGINT);
 	ev_signal_start(d.loop, &d.sig_int);
 	ev_signal_init(&d.sig_term, on_signal, SIGTERM);

@@ -26,14 +26,20 @@ status_text(int status)
 	switch (status) {
 	case 200: return "OK";
 	case 400: return "Bad Request";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
+	case 410: return "Gone";
 	case 413: return "Content Too Large";
+	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
+	case 451: return "Unavailable For Legal Reasons";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
 	case 505: return "HTTP Version Not Supported";
 	default: return "Error";
 	}
@@ -324,5 +330,9 @@ serve_write(struct ev_loop *loop, ev_io *w, int revents)
 void
 serve_start(struct flow *f)
 {
+	if (!f->f_serving) {
+		f->f_serving = 1;
+		qtd->nserving++;
+	}
 	serve_next(f);
 }
