@@ -125,8 +125,23 @@ void	log_init(const char *ident, int level);
 void	log_set_level(int level);
 void	log_set_plain(int on);
 int	log_level_parse(const char *);
-void	log_msg(int level, const char *fmt, ...)
-	    __attribute__((format(printf, 2, 3)));
+/* The call site's file, line and function reach journald as CODE_FILE,
+ * CODE_LINE and CODE_FUNC. */
+void	log_msg_at(const char *file, int line, const char *func, int level,
+	    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+#define log_msg(level, ...) \
+	log_msg_at(__FILE__, __LINE__, __func__, (level), __VA_ARGS__)
+/* A flow event: under journald it carries QT_FLOW, QT_CLIENT, QT_NODE,
+ * QT_EVENT and QT_REASON (node and reason may be NULL: left out). */
+void	log_flow_at(const char *file, int line, const char *func, int level,
+	    uint64_t flow_id, const char *client, const char *node,
+	    const char *event, const char *reason, const char *fmt, ...)
+	    __attribute__((format(printf, 10, 11)));
+#define log_flow(level, ...) \
+	log_flow_at(__FILE__, __LINE__, __func__, (level), __VA_ARGS__)
+/* Summaries of rate-limited messages whose window is over; they also go
+ * out with the next message and at exit. */
+void	log_flush_repeats(void);
 #define log_err(...)	log_msg(LOG_L_ERR, __VA_ARGS__)
 #define log_warn(...)	log_msg(LOG_L_WARN, __VA_ARGS__)
 #define log_notice(...)	log_msg(LOG_L_NOTICE, __VA_ARGS__)

@@ -176,15 +176,20 @@ void
 flow_log(const struct flow *f, int level, const char *event,
     const char *fmt, ...)
 {
-	char msg[512];
+	char msg[512], client[32];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_msg(level, "flow %llu %s %s:%u %s: %s", (unsigned long long)f->f_id,
-	    f->f_back ? "back" : "front", addr_str(f->f_cip),
-	    ntohs(f->f_cport), event, msg);
+	snprintf(client, sizeof(client), "%s:%u", addr_str(f->f_cip),
+	    ntohs(f->f_cport));
+	/* Under journald the flow, client, peer node, event and reason are
+	 * fields of their own: journalctl QT_NODE=qt2 finds a node's flows. */
+	log_flow(level, f->f_id, client, f->f_peer >= 0 ?
+	    qtd->cf->c_nodes[f->f_peer].n_name : NULL, event, f->f_why,
+	    "flow %llu %s %s %s: %s", (unsigned long long)f->f_id,
+	    f->f_back ? "back" : "front", client, event, msg);
 }
 
 void
