@@ -33,6 +33,9 @@ enum ctl_type {
 	CTL_SHOW_CONFIG,
 	CTL_NODES,
 	CTL_STOP,		/* payload: one byte, 1 = remove our state */
+	CTL_RELOAD,
+	CTL_DRAIN,		/* payload: a node's name, NUL-padded */
+	CTL_UNDRAIN,		/* payload: a node's name, NUL-padded */
 	CTL_OK = 100,
 	CTL_ERROR,
 };

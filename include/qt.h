@@ -31,7 +31,8 @@ struct qt_node {
 	uint32_t	 n_id;
 	uint32_t	 n_addr;	/* network order */
 	uint32_t	 n_weight;
-	int		 n_drain;	/* no new hand-offs (config/qtctl) */
+	int		 n_drain;	/* no new hand-offs (config) */
+	int		 n_drain_ctl;	/* no new hand-offs (qtctl drain) */
 	/* runtime, this daemon's view: */
 	int		 n_up;		/* heartbeats heard in time */
 	int		 n_peer_drain;	/* the node says it is draining */
@@ -108,6 +109,9 @@ struct qt_config {
 /* Parses path into *cf.  Every error is logged as file:line: message;
  * returns the number of errors (0: the config is usable). */
 int	config_load(const char *path, struct qt_config *cf);
+/* The same, also collecting the error lines in errbuf (for qtctl). */
+int	config_load_errors(const char *path, struct qt_config *cf,
+	    char *errbuf, size_t errlen);
 const struct qt_node	*config_self(const struct qt_config *);
 int	config_node_by_id(const struct qt_config *, uint32_t id);
 int	config_node_by_addr(const struct qt_config *, uint32_t addr);

@@ -133,7 +133,7 @@ struct qtd {
 	ev_io			 band_io;
 	int			 listen_fd[QT_MAX_SVCS];
 	ev_io			 listen_io[QT_MAX_SVCS];
-	ev_signal		 sig_int, sig_term;
+	ev_signal		 sig_int, sig_term, sig_hup;
 	ev_prepare		 reaper;
 	ev_timer		 sweep;
 	ev_timer		 hb_timer;
@@ -176,8 +176,9 @@ void	serve_start(struct flow *);
 void	serve_error(struct flow *, int status);
 
 /* front.c */
-int	front_listen(void);
+int	front_listen(size_t from_svc);
 int	front_watch_start(void);
+void	front_watch_stop(void);
 void	front_adopt(void);
 void	front_sweep(void);
 struct band_msg;
@@ -185,6 +186,7 @@ void	front_band(int node, const struct band_msg *);
 
 /* back.c */
 int	back_capture_start(void);
+void	back_capture_stop(void);
 void	back_sweep(void);
 void	back_flow_ended(struct flow *);
 void	back_band(int node, const struct band_msg *);
@@ -220,6 +222,10 @@ int	band_open(void);
 int	band_send(int node, const struct band_msg *);
 int	band_send_flow(const struct flow *, enum band_type, uint32_t status,
 	    uint64_t a, uint64_t b);
+
+/* reload.c: a new config, swapped in without cutting a flow */
+int	reload(char *err, size_t errlen);
+void	reload_retire_check(void);
 
 /* health.c: heartbeats, node state, drain */
 void	health_start(void);

@@ -294,6 +294,16 @@ cap_ready(struct ev_loop *loop, ev_io *w, int revents)
 	capture_dispatch(qtd->cap);
 }
 
+void
+back_capture_stop(void)
+{
+	if (!qtd->cap)
+		return;
+	ev_io_stop(qtd->loop, &qtd->cap_io);
+	capture_close(qtd->cap);
+	qtd->cap = NULL;
+}
+
 int
 back_capture_start(void)
 {

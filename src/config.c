@@ -78,6 +78,8 @@ struct cf_ctx {
 	int			 line;
 	int			 errors;
 	struct qt_config	*cf;
+	char			*errbuf;	/* collects errors if set */
+	size_t			 errlen;
 	/* where each statement was, for errors found after parsing */
 	int			 opt_line[sizeof(cf_options) /
 				    sizeof(cf_options[0])];
@@ -108,6 +110,16 @@ cf_error(struct cf_ctx *x, const char *fmt, ...)
 		log_err("%s:%d: %s", x->file, x->line, msg);
 	else
 		log_err("%s: %s", x->file, msg);
+	if (x->errbuf) {
+		size_t n = strlen(x->errbuf);
+
+		if (x->line > 0)
+			snprintf(x->errbuf + n, x->errlen - n, "%s:%d: %s\n",
+			    x->file, x->line, msg);
+		else
+			snprintf(x->errbuf + n, x->errlen - n, "%s: %s\n",
+			    x->file, msg);
+	}
 	x->errors++;
 }
 
@@ -640,7 +652,15 @@ cf_validate(struct cf_ctx *x)
 int
 config_load(const char *path, struct qt_config *cf)
 {
-	struct cf_ctx x = { .file = path, .cf = cf };
+	return config_load_errors(path, cf, NULL, 0);
+}
+
+int
+config_load_errors(const char *path, struct qt_config *cf, char *errbuf,
+    size_t errlen)
+{
+	struct cf_ctx x = { .file = path, .cf = cf, .errbuf = errbuf,
+	    .errlen = errlen };
 	char line[1024], *av[CF_MAXARGS];
 	FILE *f;
 	size_t i;
@@ -649,9 +669,11 @@ config_load(const char *path, struct qt_config *cf)
 	memset(cf, 0, sizeof(*cf));
 	snprintf(cf->c_path, sizeof(cf->c_path), "%s", path);
 	cf_defaults(&x);
+	if (errbuf && errlen)
+		errbuf[0] = '\0';
 	if (!(f = fopen(path, "r"))) {
-		log_err("%s: %s", path, strerror(errno));
-		return 1;
+		cf_error(&x, "%s", strerror(errno));
+		return x.errors;
 	}
 	while (fgets(line, sizeof(line), f)) {
 		x.line++;

@@ -372,6 +372,54 @@ ctl_show_config(struct ctl_jw *w)
 	return 0;
 }
 
+static int
+ctl_reload(struct ctl_jw *w, const char **err)
+{
+	static char msg[2048];
+
+	if (reload(msg, sizeof(msg)) == -1) {
+		size_t n = strlen(msg);
+
+		while (n && msg[n - 1] == '\n')
+			msg[--n] = '\0';
+		*err = msg[0] ? msg : "reload failed, see the log";
+		return -1;
+	}
+	ctl_jw_obj(w, NULL);
+	ctl_jw_str(w, "reloaded", qtd->cf->c_path);
+	ctl_jw_end(w);
+	return 0;
+}
+
+/* drain NODE / undrain NODE: this daemon gives NODE no new connections;
+ * draining this node itself is announced to every peer by heartbeat. */
+static int
+ctl_drain(struct ctl_jw *w, const uint8_t *payload, int drain,
+    const char **err)
+{
+	char name[CTL_FILTER_LEN];
+	size_t i;
+
+	memcpy(name, payload, sizeof(name));
+	name[sizeof(name) - 1] = '\0';
+	for (i = 0; i < qtd->cf->c_nnodes; i++)
+		if (!strcmp(qtd->cf->c_nodes[i].n_name, name))
+			break;
+	if (i == qtd->cf->c_nnodes) {
+		*err = "no such node";
+		return -1;
+	}
+	if (qtd->cf->c_nodes[i].n_drain_ctl != drain)
+		log_notice("node %s %s by qtctl", name, drain ?
+		    "drained: no new connections to it" : "undrained");
+	qtd->cf->c_nodes[i].n_drain_ctl = drain;
+	ctl_jw_obj(w, NULL);
+	ctl_jw_str(w, "node", name);
+	ctl_jw_bool(w, "drain", drain || qtd->cf->c_nodes[i].n_drain);
+	ctl_jw_end(w);
+	return 0;
+}
+
 /* The one place a request is understood. */
 static void
 ctl_dispatch(struct ctl_conn *cc)
@@ -403,6 +451,14 @@ ctl_dispatch(struct ctl_conn *cc)
 		break;
 	case CTL_NODES:
 		rc = ctl_nodes(&w);
+		break;
+	case CTL_RELOAD:
+		rc = ctl_reload(&w, &err);
+		break;
+	case CTL_DRAIN:
+	case CTL_UNDRAIN:
+		rc = ctl_drain(&w, payload, cc->cc_hdr.ch_type == CTL_DRAIN,
+		    &err);
 		break;
 	case CTL_STOP:
 		if (payload[0] > 1) {

@@ -144,6 +144,19 @@ ctl_req_check(const struct ctl_hdr *h, const char **err)
 			return -1;
 		}
 		return 0;
+	case CTL_RELOAD:
+		if (h->ch_len != 0) {
+			*err = "this request takes no payload";
+			return -1;
+		}
+		return 0;
+	case CTL_DRAIN:
+	case CTL_UNDRAIN:
+		if (h->ch_len != CTL_FILTER_LEN) {
+			*err = "drain: payload is not a node name";
+			return -1;
+		}
+		return 0;
 	case CTL_STOP:
 		if (h->ch_len != 1) {
 			*err = "stop: payload is not one byte";
@@ -176,6 +189,12 @@ ctl_type_name(uint16_t type)
 		return "nodes";
 	case CTL_STOP:
 		return "stop";
+	case CTL_RELOAD:
+		return "reload";
+	case CTL_DRAIN:
+		return "drain";
+	case CTL_UNDRAIN:
+		return "undrain";
 	case CTL_OK:
 		return "ok";
 	case CTL_ERROR:

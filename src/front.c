@@ -292,12 +292,12 @@ front_accept(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 int
-front_listen(void)
+front_listen(size_t from)
 {
 	const struct qt_config *cf = qtd->cf;
 	size_t s;
 
-	for (s = 0; s < cf->c_nsvcs; s++) {
+	for (s = from; s < cf->c_nsvcs; s++) {
 		struct sockaddr_in sin = {
 			.sin_family = AF_INET,
 			.sin_addr.s_addr = config_self(cf)->n_addr,
@@ -526,6 +526,16 @@ fin_ready(struct ev_loop *loop, ev_io *w, int revents)
 	(void)w;
 	(void)revents;
 	capture_dispatch(qtd->fin_cap);
+}
+
+void
+front_watch_stop(void)
+{
+	if (!qtd->fin_cap)
+		return;
+	ev_io_stop(qtd->loop, &qtd->fin_cap_io);
+	capture_close(qtd->fin_cap);
+	qtd->fin_cap = NULL;
 }
 
 int

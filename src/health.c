@@ -39,7 +39,8 @@ health_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)w;
 	(void)revents;
 	bm.bm_a = qtd->nserving;
-	bm.bm_status = config_self(cf)->n_drain ? HB_DRAINING : 0;
+	bm.bm_status = config_self(cf)->n_drain ||
+	    config_self(cf)->n_drain_ctl ? HB_DRAINING : 0;
 	for (i = 0; i < cf->c_nnodes; i++) {
 		struct qt_node *n = &qtd->cf->c_nodes[i];
 
@@ -93,7 +94,7 @@ health_usable(int node)
 {
 	const struct qt_node *n = &qtd->cf->c_nodes[node];
 
-	if (n->n_retired || n->n_drain || n->n_weight == 0)
+	if (n->n_retired || n->n_drain || n->n_drain_ctl || n->n_weight == 0)
 		return 0;
 	if (node == qtd->cf->c_self)
 		return 1;

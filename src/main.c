@@ -45,6 +45,17 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 static void
+on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	char err[2048];
+
+	(void)loop;
+	(void)w;
+	(void)revents;
+	(void)reload(err, sizeof(err));	/* it logs every error itself */
+}
+
+static void
 on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	(void)loop;
@@ -61,6 +72,7 @@ on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	back_sweep();
 	front_sweep();
+	reload_retire_check();
 }
 
 static int
@@ -86,7 +98,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct qtd d;
-	static struct qt_config cf;
+	struct qt_config *cf;
 	const char *path = "/etc/qt.conf";
 	int ch, check = 0, cleanup = 0, debug = 0, errors;
 	char err[512];
@@ -118,7 +130,12 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_set_plain(check);
-	if ((errors = config_load(path, &cf)) != 0) {
+	/* On the heap: a reload frees it when it swaps in the next one. */
+	if (!(cf = calloc(1, sizeof(*cf)))) {
+		log_err("out of memory");
+		return 1;
+	}
+	if ((errors = config_load(path, cf)) != 0) {
 		log_err("%s: %d error%s, not started", path, errors,
 		    errors == 1 ? "" : "s");
 		return 1;
@@ -127,11 +144,11 @@ main(int argc, char **argv)
 		printf("configuration OK\n");
 		return 0;
 	}
-	log_set_level(debug ? LOG_L_DEBUG : cf.c_log_level);
+	log_set_level(debug ? LOG_L_DEBUG : cf->c_log_level);
 	signal(SIGPIPE, SIG_IGN);
 
 	qtd = &d;
-	d.cf = &cf;
+	d.cf = cf;
 	d.band_fd = -1;
 	TAILQ_INIT(&d.flows);
 	TAILQ_INIT(&d.dead);
@@ -148,15 +165,15 @@ main(int argc, char **argv)
 		log_notice("removed every rule and set of this node");
 		return 0;
 	}
-	if (cf.c_iface[0])
-		snprintf(d.iface, sizeof(d.iface), "%s", cf.c_iface);
-	else if (iface_of_addr(config_self(&cf)->n_addr, d.iface,
+	if (cf->c_iface[0])
+		snprintf(d.iface, sizeof(d.iface), "%s", cf->c_iface);
+	else if (iface_of_addr(config_self(cf)->n_addr, d.iface,
 	    sizeof(d.iface)) == -1) {
 		log_err("no interface holds this node's address %s: is "
-		    "\"self\" right?", addr_str(config_self(&cf)->n_addr));
+		    "\"self\" right?", addr_str(config_self(cf)->n_addr));
 		return 1;
 	}
-	if (sysctl_check(d.iface, cf.c_set_sysctls) != 0) {
+	if (sysctl_check(d.iface, cf->c_set_sysctls) != 0) {
 		log_err("kernel settings are wrong, not started");
 		return 1;
 	}
@@ -166,9 +183,9 @@ main(int argc, char **argv)
 	}
 	if (steer_setup() == -1 || band_open() == -1 ||
 	    back_capture_start() == -1 || front_watch_start() == -1 ||
-	    front_listen() == -1) {
+	    front_listen(0) == -1) {
 		if (d.band_fd == -1)
-			log_err("band socket on port %u: %m", cf.c_band_port);
+			log_err("band socket on port %u: %m", cf->c_band_port);
 		return 1;
 	}
 	if (control_open() == -1)
@@ -180,14 +197,16 @@ main(int argc, char **argv)
 	ev_signal_start(d.loop, &d.sig_int);
 	ev_signal_init(&d.sig_term, on_signal, SIGTERM);
 	ev_signal_start(d.loop, &d.sig_term);
+	ev_signal_init(&d.sig_hup, on_hup, SIGHUP);
+	ev_signal_start(d.loop, &d.sig_hup);
 	ev_prepare_init(&d.reaper, on_prepare);
 	ev_prepare_start(d.loop, &d.reaper);
 	ev_timer_init(&d.sweep, on_sweep, 1.0, 1.0);
 	ev_timer_start(d.loop, &d.sweep);
 
 	log_notice("node %s (id %u, %s) ready: %zu nodes, %zu services",
-	    config_self(&cf)->n_name, config_self(&cf)->n_id,
-	    addr_str(config_self(&cf)->n_addr), cf.c_nnodes, cf.c_nsvcs);
+	    config_self(cf)->n_name, config_self(cf)->n_id,
+	    addr_str(config_self(cf)->n_addr), cf->c_nnodes, cf->c_nsvcs);
 	ev_run(d.loop, 0);
 	/* A reply to "qtctl stop" went out when it was made: ctl_send()
 	 * writes at once, and it is small. */
@@ -201,6 +220,7 @@ main(int argc, char **argv)
 	if (d.stop_cleanup)
 		steer_teardown();
 	capture_close(d.cap);
+	capture_close(d.fin_cap);
 	replay_close(d.replay);
 	qset_close(d.set);
 	qct_close(d.ct);

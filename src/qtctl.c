@@ -34,6 +34,7 @@
 #define QO_PROM		0x02
 #define QO_FILTER	0x04
 #define QO_CLEANUP	0x08
+#define QO_NODEARG	0x10	/* one positional argument: a node name */
 
 enum qc_format { QF_TEXT, QF_JSON, QF_PROM };
 
@@ -50,6 +51,7 @@ static int	qc_flows(const struct ctl_jv *, enum qc_format);
 static int	qc_config(const struct ctl_jv *, enum qc_format);
 static int	qc_nodes(const struct ctl_jv *, enum qc_format);
 static int	qc_stop(const struct ctl_jv *, enum qc_format);
+static int	qc_done(const struct ctl_jv *, enum qc_format);
 
 /* A new command is one new row. */
 static const struct qc_cmd qc_cmds[] = {
@@ -63,6 +65,12 @@ static const struct qc_cmd qc_cmds[] = {
 	    "nodes [--json]" },
 	{ { "stop" }, CTL_STOP, QO_JSON | QO_CLEANUP, qc_stop,
 	    "stop [--cleanup]" },
+	{ { "reload" }, CTL_RELOAD, QO_JSON, qc_done,
+	    "reload" },
+	{ { "drain" }, CTL_DRAIN, QO_JSON | QO_NODEARG, qc_done,
+	    "drain NODE" },
+	{ { "undrain" }, CTL_UNDRAIN, QO_JSON | QO_NODEARG, qc_done,
+	    "undrain NODE" },
 };
 #define QC_NCMDS	(sizeof(qc_cmds) / sizeof(qc_cmds[0]))
 
@@ -400,6 +408,25 @@ qc_flows(const struct ctl_jv *doc, enum qc_format fmt)
 	return 0;
 }
 
+/* Commands whose reply only says it was done. */
+static int
+qc_done(const struct ctl_jv *v, enum qc_format fmt)
+{
+	const struct ctl_jv *r = ctl_json_get(v, "reloaded");
+	const struct ctl_jv *n = ctl_json_get(v, "node");
+	const struct ctl_jv *d = ctl_json_get(v, "drain");
+
+	(void)fmt;
+	if (r && r->jv_type == CJ_STR)
+		printf("reloaded %s\n", r->jv_str);
+	else if (n && n->jv_type == CJ_STR && d && d->jv_type == CJ_BOOL)
+		printf("node %s: %s\n", n->jv_str, d->jv_bool ?
+		    "draining (no new connections)" : "taking connections");
+	else
+		return QC_DAEMON;
+	return QC_OK;
+}
+
 static int
 qc_stop(const struct ctl_jv *v, enum qc_format fmt)
 {
@@ -559,6 +586,8 @@ main(int argc, char **argv)
 			state = argv[++i];
 		else if (!strcmp(a, "--cleanup") && (cmd->c_opts & QO_CLEANUP))
 			cleanup = 1;
+		else if ((cmd->c_opts & QO_NODEARG) && a[0] != '-' && !node)
+			node = a;
 		else {
 			fprintf(stderr, "qtctl: %s: unexpected \"%s\"\n",
 			    cmd->c_usage, a);
@@ -568,8 +597,15 @@ main(int argc, char **argv)
 	if (cmd->c_type == CTL_STOP) {
 		filter[0] = (uint8_t)cleanup;
 		plen = 1;
-	}
-	if (node || state) {
+	} else if (cmd->c_opts & QO_NODEARG) {
+		if (!node || strlen(node) >= CTL_FILTER_LEN) {
+			fprintf(stderr, "usage: qtctl %s\n", cmd->c_usage);
+			return QC_USAGE;
+		}
+		memset(filter, 0, sizeof(filter));
+		memcpy(filter, node, strlen(node));
+		plen = CTL_FILTER_LEN;
+	} else if (node || state) {
 		if (ctl_filter_encode(node, state, filter) == -1) {
 			fprintf(stderr, "qtctl: --node or --state: at most %d "
 			    "bytes\n", CTL_FILTER_LEN - 1);

@@ -120,10 +120,33 @@ req_lengths(void **state)
 	h.ch_len = sizeof(struct ctl_filter) + 1;
 	assert_int_equal(ctl_req_check(&h, &err), -1);
 
+	/* stop: one flag byte; reload: nothing; drain, undrain: a name */
+	h.ch_type = CTL_STOP;
+	h.ch_len = 1;
+	assert_int_equal(ctl_req_check(&h, &err), 0);
+	h.ch_len = 0;
+	assert_int_equal(ctl_req_check(&h, &err), -1);
+	h.ch_len = 2;
+	assert_int_equal(ctl_req_check(&h, &err), -1);
+	h.ch_type = CTL_RELOAD;
+	h.ch_len = 0;
+	assert_int_equal(ctl_req_check(&h, &err), 0);
+	h.ch_len = 1;
+	assert_int_equal(ctl_req_check(&h, &err), -1);
+	for (t = CTL_DRAIN; t <= CTL_UNDRAIN; t++) {
+		h.ch_type = t;
+		h.ch_len = CTL_FILTER_LEN;
+		assert_int_equal(ctl_req_check(&h, &err), 0);
+		h.ch_len = CTL_FILTER_LEN - 1;
+		assert_int_equal(ctl_req_check(&h, &err), -1);
+		h.ch_len = 0;
+		assert_int_equal(ctl_req_check(&h, &err), -1);
+	}
+
 	/* Replies and unknown numbers are not requests. */
 	h.ch_len = 0;
 	for (t = 0; t < 1000; t++) {
-		if (t >= CTL_STATS && t <= CTL_NODES)
+		if (t >= CTL_STATS && t <= CTL_UNDRAIN)
 			continue;
 		h.ch_type = t;
 		err = NULL;
