@@ -300,8 +300,21 @@ ctl_node(struct ctl_jw *w, const struct qt_node *n, int self, int runtime)
 	ctl_jw_str(w, "address", addr_str(n->n_addr));
 	ctl_jw_u64(w, "weight", n->n_weight);
 	if (runtime) {
-		ctl_jw_bool(w, "up", n->n_up);
+		const char *state;
+
+		if (n->n_retired)
+			state = "retired";
+		else if (n->n_drain || n->n_drain_ctl || n->n_peer_drain)
+			state = "draining";
+		else if (self || n->n_up)
+			state = "up";
+		else
+			state = "down";
+		ctl_jw_bool(w, "up", self || n->n_up);
 		ctl_jw_bool(w, "self", self);
+		ctl_jw_str(w, "state", state);
+		ctl_jw_u64(w, "load", self ? qtd->nserving : n->n_load);
+		ctl_jw_u64(w, "heard_ms", self ? 0 : now_ms() - n->n_heard);
 	}
 	ctl_jw_end(w);
 }

@@ -451,6 +451,9 @@ qc_nodes(const struct ctl_jv *doc, enum qc_format fmt)
 		{ "weight", "WEIGHT", 1 },
 		{ "up", "UP", 0 },
 		{ "self", "SELF", 0 },
+		{ "state", "STATE", 0 },
+		{ "load", "LOAD", 1 },
+		{ "heard_ms", "HEARD-MS", 1 },
 	};
 	const struct ctl_jv *nodes = ctl_json_get(doc, "nodes");
 
