@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #define QT_MAX_NODES	64	/* node ids are 1..63 */
@@ -41,6 +42,14 @@ struct qt_node {
 					 * last heartbeat */
 	int		 n_retired;	/* removed by a reload, kept while
 					 * flows still use it */
+	int		 n_mode;	/* enum qt_node_mode */
+};
+
+/* How a front gives a node its connections. */
+enum qt_node_mode {
+	NM_HANDOFF,		/* hand-offs; taken back if they fail */
+	NM_PROXY,		/* a plain HTTP server: proxied */
+	NM_HANDOFF_PROXY,	/* hand-offs; proxied if they fail */
 };
 
 struct qt_group {
@@ -65,6 +74,9 @@ struct qt_service {
 	char		 s_name[QT_NAME_MAX];
 	uint16_t	 s_port;	/* what clients connect to */
 	uint16_t	 s_hobase;	/* hand-off port = s_hobase + origin id */
+	char		 s_upname[128];	/* "" or what the config says */
+	struct sockaddr_storage s_upstream;	/* the node's own server */
+	socklen_t	 s_uplen;	/* 0: the built-in responder */
 };
 
 struct qt_config {
@@ -83,6 +95,7 @@ struct qt_config {
 	unsigned		 c_bounded_load;	/* percent, 0: off */
 	unsigned		 c_hb_interval;		/* ms */
 	unsigned		 c_dead_after;		/* ms */
+	unsigned		 c_upstream_timeout;	/* ms */
 	char			 c_key_file[PATH_MAX];
 	uint8_t			 c_key[QT_KEY_LEN];
 	char			 c_docroot[PATH_MAX];
@@ -255,6 +268,12 @@ struct capture	*capture_open(const char *iface, const char *filter,
 int		 capture_fd(struct capture *);
 void		 capture_dispatch(struct capture *);
 void		 capture_close(struct capture *);
+
+/* relay.c (the rest of it is the daemon's, in qtd.h) */
+
+/* "A.B.C.D:PORT" or "unix:/path" into a socket address; 0 or -1. */
+int	relay_addr_parse(const char *, struct sockaddr_storage *,
+	    socklen_t *);
 
 /* sysctl.c */
 

@@ -6,6 +6,7 @@
 #define QTD_H
 
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <ev.h>
 
@@ -31,6 +32,7 @@ enum flow_state {
 	FS_BACK,	/* back: serving a handed-off connection */
 	FS_CLOSING,	/* our FIN is out: waiting for the peer's end */
 	FS_GRACE,	/* front: unsteered, conntrack entry kept a while */
+	FS_PROXY,	/* front: proxying to a plain HTTP node */
 	FS_NSTATES
 };
 
@@ -82,6 +84,19 @@ struct flow {
 	double			 f_tclose;	/* when our FIN went out */
 	size_t			 f_consume;	/* bytes of f_buf this request
 						 * takes, freed when sent */
+	/* relay (relay.c) */
+	int			 f_relay;	/* relaying to f_up_fd */
+	int			 f_proxy;	/* ... a plain HTTP node */
+	int			 f_up_fd;
+	int			 f_up_connected;
+	ev_io			 f_up_io;
+	int			 f_pcu[2], f_puc[2];	/* pipes: client to
+						 * upstream, and back */
+	size_t			 f_ncu, f_nuc;	/* bytes in each pipe */
+	int			 f_eof_c, f_eof_u, f_shut_c, f_shut_u;
+	size_t			 f_preoff;	/* bytes of f_buf sent up */
+	uint64_t		 f_rbytes;	/* upstream to client */
+	uint64_t		 f_cbytes;	/* client to upstream */
 	/* accounting */
 	uint64_t		 f_t0;		/* ms */
 	uint64_t		 f_bytes;	/* body bytes we sent */
@@ -116,6 +131,11 @@ struct qt_stats {
 	uint64_t	st_td_sweep;	/* torn down: the back disowned it
 					 * or went silent */
 	uint64_t	st_adopted;	/* flows rebuilt from the kernel */
+	uint64_t	st_relayed;	/* connections relayed to an upstream */
+	uint64_t	st_proxied;	/* connections proxied to a node */
+	uint64_t	st_proxy_bytes;	/* bytes proxied to clients */
+	uint64_t	st_upstream_502;
+	uint64_t	st_upstream_504;
 };
 
 #define FLOW_HASH	4096
@@ -174,6 +194,12 @@ void		 flow_log(const struct flow *, int level, const char *event,
 /* serve.c: the built-in static file responder */
 void	serve_start(struct flow *);
 void	serve_error(struct flow *, int status);
+void	serve_error_quiet(struct flow *, int status);
+
+/* relay.c: bytes both ways between a client and a server, by splice */
+void	relay_start(struct flow *, const struct sockaddr_storage *,
+	    socklen_t, int proxy);
+void	relay_release(struct flow *);
 
 /* front.c */
 int	front_listen(size_t from_svc);

@@ -5,7 +5,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential cmake pkg-config libev-dev libpcap-dev libnet1-dev
  libip4tc-dev libipset-dev libnetfilter-conntrack-dev libmnl-dev
  libsodium-dev libsystemd-dev libcmocka-dev iptables ipset conntrack
- iproute2 curl tcpdump ethtool procps python3 coreutils kmod"
+ iproute2 curl tcpdump ethtool procps python3 coreutils kmod nginx"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||

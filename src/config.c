@@ -71,6 +71,8 @@ static const struct cf_option cf_options[] = {
 	{ "heartbeat-interval", CF_UINT, OFF(c_hb_interval), 0, 20, 60000,
 	    "200" },
 	{ "dead-after", CF_UINT, OFF(c_dead_after), 0, 50, 600000, "1000" },
+	{ "upstream-timeout", CF_UINT, OFF(c_upstream_timeout), 0, 100,
+	    3600000, "30000" },
 };
 
 struct cf_ctx {
@@ -297,6 +299,19 @@ cf_node(struct cf_ctx *x, char **av, int ac)
 			}
 			n.n_addr = a.s_addr;
 			have_addr = 1;
+		} else if (!strcmp(av[k], "mode")) {
+			if (!strcmp(av[k + 1], "handoff"))
+				n.n_mode = NM_HANDOFF;
+			else if (!strcmp(av[k + 1], "proxy"))
+				n.n_mode = NM_PROXY;
+			else if (!strcmp(av[k + 1], "handoff-then-proxy"))
+				n.n_mode = NM_HANDOFF_PROXY;
+			else {
+				cf_error(x, "node %s: mode \"%s\" is not "
+				    "handoff, proxy or handoff-then-proxy",
+				    av[1], av[k + 1]);
+				return;
+			}
 		} else if (!strcmp(av[k], "drain")) {
 			if (parse_bool(av[k + 1], &n.n_drain) == -1) {
 				cf_error(x, "node %s: drain \"%s\" is not yes "
@@ -356,6 +371,18 @@ cf_service(struct cf_ctx *x, char **av, int ac)
 			cf_error(x, "service %s: \"%s\" needs a value", av[1],
 			    av[k]);
 			return;
+		}
+		if (!strcmp(av[k], "upstream")) {
+			if (strlen(av[k + 1]) >= sizeof(s.s_upname) ||
+			    relay_addr_parse(av[k + 1], &s.s_upstream,
+			    &s.s_uplen) == -1) {
+				cf_error(x, "service %s: upstream \"%s\" is not "
+				    "ADDRESS:PORT or unix:/PATH", av[1],
+				    av[k + 1]);
+				return;
+			}
+			strcpy(s.s_upname, av[k + 1]);
+			continue;
 		}
 		if (parse_ulong(av[k + 1], 1, 65535, &v) == -1) {
 			cf_error(x, "service %s: %s \"%s\" is not a port "

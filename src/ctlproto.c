@@ -59,6 +59,16 @@ const struct ctl_counter ctl_counters[] = {
 	    "Torn down by the sweep: the back disowned or never answered." },
 	{ "adopted", ST(st_adopted),
 	    "Handed-off flows rebuilt from the kernel after a restart." },
+	{ "relayed", ST(st_relayed),
+	    "Connections relayed to the node's own upstream server." },
+	{ "proxied", ST(st_proxied),
+	    "Connections the front proxied to a node (proxy mode)." },
+	{ "proxy_bytes", ST(st_proxy_bytes),
+	    "Response bytes the front carried as a proxy." },
+	{ "upstream_502", ST(st_upstream_502),
+	    "502s: an upstream or proxied node unreachable or silent." },
+	{ "upstream_504", ST(st_upstream_504),
+	    "504s: an upstream or proxied node too slow to answer." },
 };
 const size_t ctl_ncounters = sizeof(ctl_counters) / sizeof(ctl_counters[0]);
 

@@ -25,6 +25,7 @@ static const char *const flow_states[FS_NSTATES] = {
 	[FS_BACK] = "back",
 	[FS_CLOSING] = "closing",
 	[FS_GRACE] = "grace",
+	[FS_PROXY] = "proxy",
 };
 
 const char *
@@ -44,6 +45,8 @@ flow_new(int back)
 	f->f_back = back;
 	f->f_fd = -1;
 	f->f_file = -1;
+	f->f_up_fd = -1;
+	f->f_pcu[0] = f->f_pcu[1] = f->f_puc[0] = f->f_puc[1] = -1;
 	f->f_peer = -1;
 	f->f_t0 = now_ms();
 	TAILQ_INSERT_TAIL(&qtd->flows, f, f_entry);
@@ -213,6 +216,7 @@ flow_close(struct flow *f, const char *why)
 	if (f->f_serving)
 		qtd->nserving--;
 	flow_stop_watchers(f);
+	relay_release(f);
 	if (f->f_fd != -1) {
 		if (f->f_frozen)
 			repair_close(f->f_fd);
@@ -336,6 +340,7 @@ void
 flow_finish(struct flow *f, const char *why)
 {
 	flow_stop_watchers(f);
+	relay_release(f);
 	if (f->f_file != -1) {
 		(void)close(f->f_file);
 		f->f_file = -1;

@@ -45,6 +45,27 @@ pick_node(const struct http_req *r, int *status)
 
 enum tb_reason { TB_TIMEOUT, TB_REFUSED, TB_ERROR };
 
+/* A node without quicktwitch, or one whose hand-offs fail: be its proxy.
+ * Its cost is the front's, and counted apart. */
+static void
+front_proxy(struct flow *f, int node)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = qtd->cf->c_nodes[node].n_addr;
+	sin->sin_port = htons(qtd->cf->c_svcs[f->f_svc].s_port);
+	f->f_peer = node;
+	f->f_state = FS_PROXY;
+	if (!f->f_serving) {
+		f->f_serving = 1;
+		qtd->nserving++;
+	}
+	relay_start(f, &ss, sizeof(*sin), 1);
+}
+
 static void
 take_back(struct flow *f, enum tb_reason reason, const char *why)
 {
@@ -62,6 +83,19 @@ take_back(struct flow *f, enum tb_reason reason, const char *why)
 	}
 	f->f_state = FS_TAKEN_BACK;
 	qtd->st.st_taken_back++;
+	if (qtd->cf->c_nodes[f->f_peer].n_mode == NM_HANDOFF_PROXY) {
+		flow_log(f, LOG_L_WARN, "taken-back", "hand-off to %s failed "
+		    "(%s): proxying to it", qtd->cf->c_nodes[f->f_peer].n_name,
+		    why);
+		if (reason == TB_TIMEOUT)
+			qtd->st.st_tb_timeout++;
+		else if (reason == TB_REFUSED)
+			qtd->st.st_tb_refused++;
+		else
+			qtd->st.st_tb_error++;
+		front_proxy(f, f->f_peer);
+		return;
+	}
 	if (reason == TB_TIMEOUT)
 		qtd->st.st_tb_timeout++;
 	else if (reason == TB_REFUSED)
@@ -180,6 +214,13 @@ front_request(struct flow *f, const struct http_req *r)
 		f->f_state = FS_LOCAL;
 		flow_stop_watchers(f);
 		serve_error(f, status);
+		return;
+	}
+	if (node >= 0 && node != qtd->cf->c_self &&
+	    (qtd->cf->c_nodes[node].n_mode == NM_PROXY ||
+	    (qtd->cf->c_nodes[node].n_mode == NM_HANDOFF_PROXY &&
+	    !qtd->cf->c_nodes[node].n_up))) {
+		front_proxy(f, node);
 		return;
 	}
 	if (node < 0 || node == qtd->cf->c_self) {
@@ -704,7 +745,8 @@ front_adopt(void)
 
 	for (s = 0; s < cf->c_nsvcs; s++)
 		for (p = 0; p < cf->c_nnodes; p++) {
-			if ((int)p == cf->c_self)
+			if ((int)p == cf->c_self ||
+			    cf->c_nodes[p].n_mode == NM_PROXY)
 				continue;
 			steer_set_name(s, cf->c_nodes[p].n_id, name,
 			    sizeof(name));

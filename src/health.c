@@ -44,7 +44,8 @@ health_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	for (i = 0; i < cf->c_nnodes; i++) {
 		struct qt_node *n = &qtd->cf->c_nodes[i];
 
-		if ((int)i == cf->c_self || n->n_retired)
+		/* A plain HTTP node runs no daemon: nothing to tell or hear. */
+		if ((int)i == cf->c_self || n->n_retired || n->n_mode == NM_PROXY)
 			continue;
 		(void)band_send((int)i, &bm);
 		if (n->n_up && now - n->n_heard > cf->c_dead_after)
@@ -96,7 +97,9 @@ health_usable(int node)
 
 	if (n->n_retired || n->n_drain || n->n_drain_ctl || n->n_weight == 0)
 		return 0;
-	if (node == qtd->cf->c_self)
+	/* A plain HTTP node has no daemon to hear from; a hand-off-then-
+	 * proxy node whose daemon is silent is proxied to. */
+	if (node == qtd->cf->c_self || n->n_mode != NM_HANDOFF)
 		return 1;
 	return n->n_up && !n->n_peer_drain;
 }

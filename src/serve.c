@@ -179,6 +179,13 @@ void
 serve_error(struct flow *f, int status)
 {
 	qtd->st.st_bad_requests++;
+	serve_error_quiet(f, status);
+}
+
+/* An error status and a close, not counted as the client's fault. */
+void
+serve_error_quiet(struct flow *f, int status)
+{
 	f->f_consume = f->f_blen;
 	respond_status(f, status, 0, NULL);
 }
@@ -330,9 +337,15 @@ serve_write(struct ev_loop *loop, ev_io *w, int revents)
 void
 serve_start(struct flow *f)
 {
+	const struct qt_service *sv = &qtd->cf->c_svcs[f->f_svc];
+
 	if (!f->f_serving) {
 		f->f_serving = 1;
 		qtd->nserving++;
+	}
+	if (sv->s_uplen) {
+		relay_start(f, &sv->s_upstream, sv->s_uplen, 0);
+		return;
 	}
 	serve_next(f);
 }

@@ -56,6 +56,8 @@ rule_add(struct rules *rl, enum ipt_hook hook, enum ipt_verdict v)
 	return r;
 }
 
+static size_t	rules_nsets;	/* names rules_build() filled in */
+
 static int
 rules_build(const struct qt_config *cf, struct rules *rl)
 {
@@ -73,7 +75,7 @@ rules_build(const struct qt_config *cf, struct rules *rl)
 			const struct qt_node *peer = &cf->c_nodes[p];
 			char *name;
 
-			if ((int)p == cf->c_self)
+			if ((int)p == cf->c_self || peer->n_mode == NM_PROXY)
 				continue;
 			name = rl->names[nnames++];
 			steer_set_name(s, peer->n_id, name, 32);
@@ -114,7 +116,7 @@ rules_build(const struct qt_config *cf, struct rules *rl)
 		for (p = 0; p < cf->c_nnodes; p++) {
 			const struct qt_node *origin = &cf->c_nodes[p];
 
-			if ((int)p == cf->c_self)
+			if ((int)p == cf->c_self || origin->n_mode == NM_PROXY)
 				continue;
 			if (!(r = rule_add(rl, IPT_NAT_POST, IPT_V_SNAT)))
 				return -1;
@@ -139,6 +141,7 @@ rules_build(const struct qt_config *cf, struct rules *rl)
 	if (!(r = rule_add(rl, IPT_RAW_OUT, IPT_V_NOTRACK)))
 		return -1;
 	r->ir_tcp_option = QT_MARK_KIND;
+	rules_nsets = nnames;
 	return 0;
 }
 
@@ -205,7 +208,8 @@ steer_setup(void)
 	 * the flows a previous instance steered. */
 	for (s = 0; s < cf->c_nsvcs; s++)
 		for (p = 0; p < cf->c_nnodes; p++) {
-			if ((int)p == cf->c_self)
+			if ((int)p == cf->c_self ||
+			    cf->c_nodes[p].n_mode == NM_PROXY)
 				continue;
 			steer_set_name(s, cf->c_nodes[p].n_id, name,
 			    sizeof(name));
@@ -224,7 +228,7 @@ steer_setup(void)
 		goto out;
 	}
 	log_info("installed %zu rules in our chains", rl.n);
-	steer_drop_stale_sets(rl.names, cf->c_nsvcs * (cf->c_nnodes - 1));
+	steer_drop_stale_sets(rl.names, rules_nsets);
 	rc = 0;
 out:
 	free(rl.r);
