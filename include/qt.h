@@ -269,12 +269,6 @@ int		 capture_fd(struct capture *);
 void		 capture_dispatch(struct capture *);
 void		 capture_close(struct capture *);
 
-/* relay.c (the rest of it is the daemon's, in qtd.h) */
-
-/* "A.B.C.D:PORT" or "unix:/path" into a socket address; 0 or -1. */
-int	relay_addr_parse(const char *, struct sockaddr_storage *,
-	    socklen_t *);
-
 /* sysctl.c */
 
 /* Checks (or with fix, sets) the kernel settings a node relies on;
@@ -284,6 +278,9 @@ int	sysctl_check(const char *iface, int fix);
 /* netutil.c */
 
 int	iface_of_addr(uint32_t addr, char *name, size_t len);
+/* "A.B.C.D:PORT" or "unix:/path" into a socket address; 0 or -1. */
+int	sock_addr_parse(const char *, struct sockaddr_storage *,
+	    socklen_t *);
 uint64_t	now_ms(void);	/* wall clock */
 
 #endif

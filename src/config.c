@@ -374,7 +374,7 @@ cf_service(struct cf_ctx *x, char **av, int ac)
 		}
 		if (!strcmp(av[k], "upstream")) {
 			if (strlen(av[k + 1]) >= sizeof(s.s_upname) ||
-			    relay_addr_parse(av[k + 1], &s.s_upstream,
+			    sock_addr_parse(av[k + 1], &s.s_upstream,
 			    &s.s_uplen) == -1) {
 				cf_error(x, "service %s: upstream \"%s\" is not "
 				    "ADDRESS:PORT or unix:/PATH", av[1],

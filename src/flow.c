@@ -16,6 +16,8 @@
 
 #include "qtd.h"
 
+struct qtd	*qtd;	/* the daemon: one per process */
+
 static const char *const flow_states[FS_NSTATES] = {
 	[FS_READING] = "reading",
 	[FS_LOCAL] = "local",

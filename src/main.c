@@ -12,7 +12,6 @@
 
 #include "qtd.h"
 
-struct qtd	*qtd;
 
 static void
 usage(void)
