@@ -98,6 +98,10 @@ struct qt_config {
 	unsigned		 c_upstream_timeout;	/* ms */
 	char			 c_key_file[PATH_MAX];
 	uint8_t			 c_key[QT_KEY_LEN];
+	/* key rotation: a second key accepted, never used to sign */
+	char			 c_key2_file[PATH_MAX];
+	uint8_t			 c_key2[QT_KEY_LEN];
+	int			 c_have_key2;
 	char			 c_docroot[PATH_MAX];
 	char			 c_iface[IF_NAMESIZE];
 	char			 c_ctl_path[PATH_MAX];
@@ -282,5 +286,6 @@ int	iface_of_addr(uint32_t addr, char *name, size_t len);
 int	sock_addr_parse(const char *, struct sockaddr_storage *,
 	    socklen_t *);
 uint64_t	now_ms(void);	/* wall clock */
+uint64_t	now_us(void);	/* wall clock */
 
 #endif

@@ -158,6 +158,8 @@ struct qtd {
 	ev_timer		 sweep;
 	ev_timer		 hb_timer;
 	uint64_t		 nserving;	/* flows we serve (load) */
+	uint64_t		 band_last[QT_MAX_NODES];	/* highest
+						 * stamp seen, by node id */
 	struct flowq		 flows;
 	struct flowq		 dead;
 	size_t			 nflows;

@@ -181,8 +181,10 @@ asm_complete(struct reasm *a)
 	uint64_t now = now_ms();
 	struct flow *f;
 
-	if (hdr_verify(a->a_hdrbuf, &t, a->a_req, h->h_req_len,
-	    cf->c_key) == -1 ||
+	if ((hdr_verify(a->a_hdrbuf, &t, a->a_req, h->h_req_len,
+	    cf->c_key) == -1 && (!cf->c_have_key2 ||
+	    hdr_verify(a->a_hdrbuf, &t, a->a_req, h->h_req_len,
+	    cf->c_key2) == -1)) ||
 	    h->h_origin != cf->c_nodes[a->a_origin].n_id ||
 	    h->h_svc != a->a_svc) {
 		qtd->st.st_forged++;

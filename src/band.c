@@ -5,13 +5,16 @@
  * front's periodic check of the flows it believes handed off.
  *
  * Wire format, big-endian:
- *   0 magic "QTB1"   4 version  5 type  6 sender id (16)  8 time ms (64)
+ *   0 magic "QTB1"   4 version  5 type  6 sender id (16)  8 stamp (64)
  *  16 token (8)     24 status (32)     28 a (64)   36 b (64)
  *  44 client ip (4) 48 client port (16) 50 service (16) 52 payload len (16)
  *  54 reserved (16) 56 payload           then HMAC-SHA-256 (32) over all
- * A message is acted on only if its MAC is right under the cluster key,
- * its sender id names a node whose address is the datagram's source, and
- * its time is within the replay window.
+ * A message is acted on only if its MAC is right under the cluster key
+ * (or the key being rotated out), its sender id names a node whose
+ * address is the datagram's source, its stamp (microseconds of the
+ * sender's clock, strictly increasing per sender) is within the replay
+ * window and above every stamp seen from that sender: a message replayed
+ * by someone on the path is dropped even inside the window.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,6 +49,17 @@ get64(const uint8_t *p)
 	return v;
 }
 
+/* Microseconds, strictly increasing even within one microsecond. */
+static uint64_t
+band_stamp(void)
+{
+	static uint64_t last;
+	uint64_t now = now_us();
+
+	last = now > last ? now : last + 1;
+	return last;
+}
+
 int
 band_send(int node, const struct band_msg *bm)
 {
@@ -67,7 +81,7 @@ band_send(int node, const struct band_msg *bm)
 	m[5] = (uint8_t)bm->bm_type;
 	s = htons((uint16_t)config_self(cf)->n_id);
 	memcpy(m + 6, &s, 2);
-	put64(m + 8, now_ms());
+	put64(m + 8, band_stamp());
 	memcpy(m + 16, bm->bm_token, QT_TOKEN_LEN);
 	v = htonl(bm->bm_status);
 	memcpy(m + 24, &v, 4);
@@ -115,7 +129,7 @@ band_decode(const uint8_t *m, size_t len, const struct sockaddr_in *from,
     struct band_msg *bm, int *node)
 {
 	const struct qt_config *cf = qtd->cf;
-	uint64_t now = now_ms();
+	uint64_t now = now_ms(), stamp;
 	uint32_t v;
 	uint16_t s;
 
@@ -130,17 +144,22 @@ band_decode(const uint8_t *m, size_t len, const struct sockaddr_in *from,
 	    len != BAND_HDR + (size_t)bm->bm_plen + BAND_MAC)
 		return -1;
 	if (auth_verify(cf->c_key, m, len - BAND_MAC, NULL, 0, NULL, 0,
-	    m + len - BAND_MAC) == -1)
+	    m + len - BAND_MAC) == -1 && (!cf->c_have_key2 ||
+	    auth_verify(cf->c_key2, m, len - BAND_MAC, NULL, 0, NULL, 0,
+	    m + len - BAND_MAC) == -1))
 		return -1;
 	memcpy(&s, m + 6, 2);
 	*node = config_node_by_id(cf, ntohs(s));
 	if (*node < 0 || *node == cf->c_self ||
 	    cf->c_nodes[*node].n_addr != from->sin_addr.s_addr)
 		return -1;
-	bm->bm_time = get64(m + 8);
+	stamp = get64(m + 8);
+	bm->bm_time = stamp / 1000;
 	if (bm->bm_time + cf->c_replay_window < now ||
-	    bm->bm_time > now + cf->c_replay_window)
+	    bm->bm_time > now + cf->c_replay_window ||
+	    stamp <= qtd->band_last[cf->c_nodes[*node].n_id])
 		return -1;
+	qtd->band_last[cf->c_nodes[*node].n_id] = stamp;
 	bm->bm_type = m[5];
 	memcpy(bm->bm_token, m + 16, QT_TOKEN_LEN);
 	memcpy(&v, m + 24, 4);

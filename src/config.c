@@ -36,6 +36,8 @@ static const struct cf_option cf_options[] = {
 	{ "self", CF_STR, OFF(c_self_name), SZ(c_self_name), 0, 0, "" },
 	{ "key-file", CF_STR, OFF(c_key_file), SZ(c_key_file), 0, 0,
 	    "/etc/quicktwitch/cluster.key" },
+	{ "accept-key-file", CF_STR, OFF(c_key2_file), SZ(c_key2_file), 0, 0,
+	    "" },
 	{ "docroot", CF_STR, OFF(c_docroot), SZ(c_docroot), 0, 0,
 	    "/var/www/html" },
 	{ "interface", CF_STR, OFF(c_iface), SZ(c_iface), 0, 0, "" },
@@ -562,14 +564,33 @@ cf_defaults(struct cf_ctx *x)
 		(void)cf_set(x, &cf_options[i], cf_options[i].def);
 }
 
+static void
+cf_key_read(struct cf_ctx *x, const char *what, const char *path,
+    uint8_t key[QT_KEY_LEN])
+{
+	char buf[256];
+	FILE *f;
+
+	if (!(f = fopen(path, "r"))) {
+		cf_error(x, "%s \"%s\": %s", what, path, strerror(errno));
+		return;
+	}
+	memset(buf, 0, sizeof(buf));
+	if (fread(buf, 1, sizeof(buf) - 1, f) == 0 ||
+	    auth_key_parse(buf, key) == -1)
+		cf_error(x, "%s \"%s\": expected 64 hex digits (make one "
+		    "with: head -c 32 /dev/urandom | od -An -tx1 | tr -d "
+		    "' \\n')", what, path);
+	fclose(f);
+	explicit_bzero(buf, sizeof(buf));
+}
+
 /* Whole-config checks that no single line can make. */
 static void
 cf_validate(struct cf_ctx *x)
 {
 	struct qt_config *cf = x->cf;
 	size_t i, j;
-	FILE *f;
-	char buf[256];
 
 	cf->c_self = -1;
 	for (i = 0; i < cf->c_nnodes; i++)
@@ -662,18 +683,12 @@ cf_validate(struct cf_ctx *x)
 		cf_error(x, "key-file is missing");
 		return;
 	}
-	if (!(f = fopen(cf->c_key_file, "r"))) {
-		cf_error(x, "key-file \"%s\": %s", cf->c_key_file,
-		    strerror(errno));
-		return;
+	cf_key_read(x, "key-file", cf->c_key_file, cf->c_key);
+	if (cf->c_key2_file[0]) {
+		x->line = x->opt_line[cf_opt_index("accept-key-file")];
+		cf_key_read(x, "accept-key-file", cf->c_key2_file, cf->c_key2);
+		cf->c_have_key2 = 1;
 	}
-	memset(buf, 0, sizeof(buf));
-	if (fread(buf, 1, sizeof(buf) - 1, f) == 0 ||
-	    auth_key_parse(buf, cf->c_key) == -1)
-		cf_error(x, "key-file \"%s\": expected 64 hex digits "
-		    "(make one with: head -c 32 /dev/urandom | od -An -tx1 "
-		    "| tr -d ' \\n')", cf->c_key_file);
-	fclose(f);
 }
 
 int

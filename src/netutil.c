@@ -37,6 +37,15 @@ iface_of_addr(uint32_t addr, char *name, size_t len)
 }
 
 uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t
 now_ms(void)
 {
 	struct timespec ts;

@@ -260,9 +260,13 @@ assert [(n["name"], n["id"], n["address"], n["up"], n["self"]) for n in nodes] =
     [("n1", 1, "198.18.0.1", True, True), ("n2", 2, "198.18.0.2", True, False),
      ("n3", 3, "198.18.0.3", True, False)], nodes
 rows = [l.split() for l in open(f"{tmp}/nodes.txt").read().splitlines()]
-assert rows[0] == ["NAME", "ID", "ADDRESS", "WEIGHT", "UP", "SELF"]
-assert rows[1:] == [[n["name"], str(n["id"]), n["address"], str(n["weight"]),
-                     "yes" if n["up"] else "no", "yes" if n["self"] else "no"]
+assert rows[0] == ["NAME", "ID", "ADDRESS", "WEIGHT", "UP", "SELF", "STATE",
+                   "LOAD", "HEARD-MS"]
+assert [n["state"] for n in nodes] == ["up", "up", "up"], nodes
+# every column but the last, which moves with time
+assert [r[:8] for r in rows[1:]] == [[n["name"], str(n["id"]), n["address"],
+                     str(n["weight"]), "yes" if n["up"] else "no",
+                     "yes" if n["self"] else "no", n["state"], str(n["load"])]
                     for n in nodes]
 EOF
 pass "show config and nodes: JSON parses, text carries the same data"
