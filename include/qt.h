@@ -273,6 +273,12 @@ int		 capture_fd(struct capture *);
 void		 capture_dispatch(struct capture *);
 void		 capture_close(struct capture *);
 
+/* privs.c */
+
+/* Keeps CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE; drops the rest
+ * for good.  0 or -1 with errno. */
+int	privs_drop(void);
+
 /* sysctl.c */
 
 /* Checks (or with fix, sets) the kernel settings a node relies on;

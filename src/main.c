@@ -192,6 +192,10 @@ main(int argc, char **argv)
 
 	front_adopt();
 	health_start();
+	if (privs_drop() == -1) {
+		log_err("cannot drop capabilities: %m");
+		return 1;
+	}
 	ev_signal_init(&d.sig_int, on_signal, SIGINT);
 	ev_signal_start(d.loop, &d.sig_int);
 	ev_signal_init(&d.sig_term, on_signal, SIGTERM);
