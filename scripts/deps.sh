@@ -6,6 +6,9 @@ pkgs="build-essential cmake pkg-config libev-dev libpcap-dev libnet1-dev
  libip4tc-dev libipset-dev libnetfilter-conntrack-dev libmnl-dev
  libsodium-dev libsystemd-dev libcmocka-dev iptables ipset conntrack
  iproute2 curl tcpdump ethtool procps python3 coreutils kmod nginx"
+# The unit, journal and package tests: journald, systemd-analyze,
+# systemd-sysctl, dpkg-shlibdeps, man, strace, setpriv, capsh.
+pkgs="$pkgs systemd dpkg-dev man-db groff-base strace libcap2-bin util-linux"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||

@@ -1,0 +1,148 @@
+#!/bin/bash
+# quicktwitchd.service, as installed (DESTDIR, prefix /usr), and what it
+# promises.  This machine's PID 1 need not be systemd, so the unit is not
+# started; instead:
+#   - "systemd-analyze verify" is silent on it (the binary path pointed at
+#     the DESTDIR copy, MANPATH at the installed man pages), and a unit
+#     with a mistake is not, so the check can fail;
+#   - "systemd-analyze security --offline" rates it OK or better;
+#   - two daemons run a hand-off with no more than the unit's
+#     CapabilityBoundingSet (setpriv, NoNewPrivileges too), one with a
+#     control-group that only CAP_CHOWN can give the socket to, under
+#     strace: every socket they open is of a family in
+#     RestrictAddressFamilies;
+#   - node 1's kernel settings come only from the packaged sysctl drop-in
+#     (systemd-sysctl, after setting each one wrong), and the daemon,
+#     which refuses wrong ones, starts.
+source "$(dirname "$0")/lib.sh"
+require_root
+for t in systemd-analyze setpriv strace man /lib/systemd/systemd-sysctl; do
+	command -v $t >/dev/null || {
+		echo "SKIP: $t missing (scripts/deps.sh installs systemd, strace, man-db)"
+		exit $ksft_skip
+	}
+done
+
+D=$TMP/dest
+DESTDIR=$D cmake --install "$QT_BUILD" --prefix /usr > "$TMP/install.log" 2>&1 ||
+	fail "cmake --install: $(tail -5 "$TMP/install.log")"
+UNIT=$D/usr/lib/systemd/system/quicktwitchd.service
+[ -f "$UNIT" ] || fail "no unit installed"
+
+# verify checks that each Exec binary exists and each Documentation man
+# page opens: point both at what was just installed.
+mkdir -p "$TMP/u"
+sed "s|/usr/sbin/quicktwitchd|$D/usr/sbin/quicktwitchd|g" "$UNIT" > "$TMP/u/quicktwitchd.service"
+out=$(MANPATH=$D/usr/share/man systemd-analyze verify "$TMP/u/quicktwitchd.service" 2>&1) ||
+	fail "systemd-analyze verify failed: $out"
+[ -z "$out" ] || fail "systemd-analyze verify: $out"
+sed 's/^Type=notify/Typ=notify/' "$TMP/u/quicktwitchd.service" > "$TMP/u/broken.service"
+out=$(MANPATH=$D/usr/share/man systemd-analyze verify "$TMP/u/broken.service" 2>&1)
+[ -n "$out" ] || fail "systemd-analyze verify does not notice a broken unit"
+pass "systemd-analyze verify: clean (and it does notice a mistake)"
+
+sec=$(systemd-analyze security --offline=yes --no-pager "$TMP/u/quicktwitchd.service" 2>&1 | tail -n 1)
+log "$sec"
+echo "$sec" | grep -Eq 'Overall exposure level for .*: [0-9.]+ (OK|SAFE|PERFECT)' ||
+	fail "exposure: $sec"
+pass "systemd-analyze security: rated OK or better"
+
+unit_value() { sed -n "s/^$1=//p" "$UNIT" | tail -n 1; }
+caps=$(unit_value CapabilityBoundingSet)
+families=$(unit_value RestrictAddressFamilies)
+[ -n "$caps" ] && [ -n "$families" ] || fail "the unit sets no capabilities or families"
+grep -qx 'NoNewPrivileges=yes' "$UNIT" || fail "the unit lacks NoNewPrivileges=yes"
+bounding=-all
+for c in $caps; do
+	c=${c#CAP_}
+	bounding="$bounding,+${c,,}"
+done
+log "capabilities: $bounding; families: $families"
+
+make_cluster 2
+obj=$(name_owned_by 2 obj)
+make_file "$obj" 1m
+grp=nogroup
+getent group $grp >/dev/null || fail "no group $grp"
+write_config 1
+write_config 2 "control-group $grp"
+
+# Node 1's settings wrong, then the drop-in alone puts them right.
+in_node 1 sysctl -qw net.ipv4.ip_forward=0 net.ipv4.conf.all.send_redirects=1 \
+    net.ipv4.conf.eth0.send_redirects=1 net.netfilter.nf_conntrack_tcp_loose=0
+in_node 1 /lib/systemd/systemd-sysctl "$D/usr/lib/sysctl.d/50-quicktwitch.conf" ||
+	fail "systemd-sysctl rejects the drop-in"
+for kv in net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 \
+    net.ipv4.conf.default.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0 \
+    net.netfilter.nf_conntrack_tcp_loose=1; do
+	[ "$(in_node 1 sysctl -n "${kv%=*}")" = "${kv#*=}" ] ||
+		fail "after the drop-in ${kv%=*} is $(in_node 1 sysctl -n "${kv%=*}")"
+done
+pass "the sysctl drop-in sets every kernel setting the daemon checks"
+
+# jail_node N: the daemon with only the unit's capabilities, no new
+# privileges, its sockets traced.
+jail_node() {
+	local n=$1
+	ip netns exec "$(ns "$n")" strace -f -qq -e trace=socket \
+	    -o "$TMP/strace.n$n" setpriv --bounding-set="$bounding" \
+	    --inh-caps=-all --no-new-privs "$QTD" -c "$TMP/n$n.conf" \
+	    >>"$TMP/n$n.log" 2>&1 &
+	DPID[$n]=$!
+	busywait 10000 eval 'grep -q " ready:" "$TMP/n$n.log"' ||
+		fail "node $n did not start with the unit's capabilities"
+	JPID[$n]=$(pgrep -f "^$QTD -c $TMP/n$n.conf")
+	[ -n "${JPID[$n]}" ] || fail "cannot find node $n's daemon"
+}
+# jail_stop N: SIGTERM to the daemon itself; strace ends with it.
+jail_stop() {
+	kill "${JPID[$1]}"
+	wait "${DPID[$1]}" 2>/dev/null
+	unset "DPID[$1]"
+}
+declare -A JPID
+jail_node 1
+jail_node 2
+capeff=$(awk '/^CapEff/ {print $2}' "/proc/${JPID[2]}/status")
+[ "$(capsh --decode="$capeff" | sed 's/.*=//' | tr ',' '\n' | LC_ALL=C sort | tr '\n' ' ')" = \
+    "$(for c in $caps; do echo "${c,,}"; done | LC_ALL=C sort | tr '\n' ' ')" ] ||
+	fail "node 2 runs with $(capsh --decode="$capeff"), the unit grants $caps"
+[ "$(stat -c %G "$TMP/n2.sock")" = $grp ] ||
+	fail "control socket group $(stat -c %G "$TMP/n2.sock"), want $grp"
+pass "both daemons started with just $caps (control socket given to $grp)"
+
+fetch 1 "$obj" "$TMP/out" || fail "fetch through n1 failed"
+cmp -s "$TMP/out" "$TMP/www/$obj" || fail "body differs"
+[ "$(served_by "$TMP/out.h")" = 2 ] || fail "not served by n2"
+grep -q 'handed-off: to n2' "$TMP/n1.log" || fail "n1 logged no hand-off"
+in_node 2 "$QT_BUILD/qtctl" -s "$TMP/n2.sock" stats > /dev/null ||
+	fail "qtctl cannot talk to the jailed daemon"
+pass "a hand-off with the unit's capabilities: served by n2, byte-exact"
+
+jail_stop 1
+jail_stop 2
+used=$(cat "$TMP"/strace.n* | sed -n 's/.*socket(\(AF_[A-Z0-9]*\),.*/\1/p' | LC_ALL=C sort -u | tr '\n' ' ')
+log "families used: $used"
+[ -n "$used" ] || fail "strace saw no socket"
+for f in $used; do
+	case " $families " in
+	*" $f "*) ;;
+	*) fail "the daemon opens $f sockets, RestrictAddressFamilies lacks it" ;;
+	esac
+done
+pass "every socket family used is in RestrictAddressFamilies"
+
+# CAP_CHOWN is there for control-group: without it that node cannot start.
+nochown=${bounding/,+chown/}
+ip netns exec "$(ns 2)" setpriv --bounding-set="$nochown" --inh-caps=-all \
+    --no-new-privs "$QTD" -c "$TMP/n2.conf" > "$TMP/nochown.log" 2>&1 &
+p=$!
+DPID[9]=$p
+if busywait 5000 eval 'grep -q " ready:" "$TMP/nochown.log"'; then
+	fail "started without CAP_CHOWN: is it still needed?"
+fi
+wait $p 2>/dev/null
+unset "DPID[9]"
+grep -q 'control socket.*group' "$TMP/nochown.log" ||
+	fail "without CAP_CHOWN: $(tail -3 "$TMP/nochown.log")"
+pass "without CAP_CHOWN a control-group cannot be given the socket: it is needed"
