@@ -7,11 +7,13 @@
 #     with a mistake is not, so the check can fail;
 #   - "systemd-analyze security --offline" rates it OK or better;
 #   - two daemons run a hand-off with no more than the unit's
-#     CapabilityBoundingSet (setpriv, NoNewPrivileges too), one with a
-#     control-group that only CAP_CHOWN can give the socket to, under
-#     strace: every socket they open is of a family in
-#     RestrictAddressFamilies; and without any one of the unit's
-#     capabilities the daemon does not start;
+#     CapabilityBoundingSet (setpriv, NoNewPrivileges too), in the file
+#     system the unit gives them (unit_sandbox.sh: read-only but for the
+#     runtime directory and ReadWritePaths, /proc/sys read-only, the
+#     control socket in /run/quicktwitchd), one with a control-group that
+#     only CAP_CHOWN can give the socket to, under strace: every socket
+#     they open is of a family in RestrictAddressFamilies; and without any
+#     one of the unit's capabilities the daemon does not start;
 #   - node 1's kernel settings come only from the packaged sysctl drop-in
 #     (systemd-sysctl, after setting each one wrong), and the daemon,
 #     which refuses wrong ones, starts.
@@ -60,13 +62,15 @@ for c in $caps; do
 done
 log "capabilities: $bounding; families: $families"
 
+RUNDIR_BEFORE=$(ls -d /run/quicktwitchd 2>/dev/null || true)
 make_cluster 2
 obj=$(name_owned_by 2 obj)
 make_file "$obj" 1m
 grp=nogroup
 getent group $grp >/dev/null || fail "no group $grp"
-write_config 1
-write_config 2 "control-group $grp"
+RUNSOCK=/run/$(unit_value RuntimeDirectory)/qt.sock
+write_config 1 "control-socket $RUNSOCK"
+write_config 2 "control-group $grp" "control-socket $RUNSOCK"
 
 # Node 1's settings wrong, then the drop-in alone puts them right.
 in_node 1 sysctl -qw net.ipv4.ip_forward=0 net.ipv4.conf.all.send_redirects=1 \
@@ -81,14 +85,24 @@ for kv in net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 \
 done
 pass "the sysctl drop-in sets every kernel setting the daemon checks"
 
-# jail_node N: the daemon with only the unit's capabilities, no new
-# privileges, its sockets traced.
+# sandboxed N CAPS CMD...: CMD in node N's namespace, in the unit's file
+# system, with only CAPS and no new privileges.
+sandboxed() {
+	local n=$1 set=$2
+	shift 2
+	ip netns exec "$(ns "$n")" "$@" unshare -m --propagation private \
+	    sh "$QT_SRC/tests/integration/unit_sandbox.sh" "$UNIT" \
+	    setpriv --bounding-set="$set" --inh-caps=-all --no-new-privs \
+	    "$QTD" -c "$TMP/n$n.conf"
+}
+# in_jail N CMD...: CMD where node N's daemon is (network and mounts).
+in_jail() { local n=$1; shift; nsenter -t "${JPID[$n]}" -n -m "$@"; }
+
+# jail_node N: the daemon as the unit would run it, its sockets traced.
 jail_node() {
 	local n=$1
-	ip netns exec "$(ns "$n")" strace -f -qq -e trace=socket \
-	    -o "$TMP/strace.n$n" setpriv --bounding-set="$bounding" \
-	    --inh-caps=-all --no-new-privs "$QTD" -c "$TMP/n$n.conf" \
-	    >>"$TMP/n$n.log" 2>&1 &
+	sandboxed "$n" "$bounding" strace -f -qq -e trace=socket \
+	    -o "$TMP/strace.n$n" >>"$TMP/n$n.log" 2>&1 &
 	DPID[$n]=$!
 	busywait 10000 eval 'grep -q " ready:" "$TMP/n$n.log"' ||
 		fail "node $n did not start with the unit's capabilities"
@@ -118,17 +132,24 @@ for n in 1 2; do
 	[ "$(awk '$1 == "NoNewPrivs:" {print $2}' "/proc/${JPID[$n]}/status")" = 1 ] ||
 		fail "node $n: no_new_privs not set"
 done
-[ "$(stat -c %G "$TMP/n2.sock")" = $grp ] ||
-	fail "control socket group $(stat -c %G "$TMP/n2.sock"), want $grp"
+[ "$(in_jail 2 stat -c %G "$RUNSOCK")" = $grp ] ||
+	fail "control socket group $(in_jail 2 stat -c %G "$RUNSOCK"), want $grp"
+# The sandbox is real: nothing else is writable.
+in_jail 2 sh -c ': > /var/tmp/qt-unit-probe' 2>/dev/null &&
+	fail "the sandbox left /var/tmp writable"
+in_jail 2 sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward' 2>/dev/null &&
+	fail "the sandbox left /proc/sys writable"
+[ ! -e /run/quicktwitchd ] || [ -n "$RUNDIR_BEFORE" ] ||
+	fail "the test made /run/quicktwitchd on this machine"
 pass "both daemons started within $caps, no_new_privs (control socket given to $grp)"
 
 fetch 1 "$obj" "$TMP/out" || fail "fetch through n1 failed"
 cmp -s "$TMP/out" "$TMP/www/$obj" || fail "body differs"
 [ "$(served_by "$TMP/out.h")" = 2 ] || fail "not served by n2"
 grep -q 'handed-off: to n2' "$TMP/n1.log" || fail "n1 logged no hand-off"
-in_node 2 "$QT_BUILD/qtctl" -s "$TMP/n2.sock" stats > /dev/null ||
+in_jail 2 "$QT_BUILD/qtctl" -s "$RUNSOCK" stats > /dev/null ||
 	fail "qtctl cannot talk to the jailed daemon"
-pass "a hand-off with the unit's capabilities: served by n2, byte-exact"
+pass "a hand-off in the unit's sandbox with its capabilities: served by n2, byte-exact"
 
 jail_stop 1
 jail_stop 2
@@ -148,8 +169,7 @@ pass "every socket family used is in RestrictAddressFamilies"
 for c in $caps; do
 	c=${c#CAP_}
 	less=${bounding/,+${c,,}/}
-	ip netns exec "$(ns 2)" setpriv --bounding-set="$less" --inh-caps=-all \
-	    --no-new-privs "$QTD" -c "$TMP/n2.conf" > "$TMP/less.log" 2>&1 &
+	sandboxed 2 "$less" > "$TMP/less.log" 2>&1 &
 	DPID[9]=$!
 	busywait 10000 eval '! kill -0 ${DPID[9]} 2>/dev/null' ||
 		fail "without CAP_$c node 2 keeps running: is it needed?"
