@@ -106,6 +106,25 @@ void		 qct_close(struct qct *);
  * dst:dport.  No such entry is success. */
 int	qct_delete(struct qct *, uint32_t src, uint16_t sport, uint32_t dst,
 	    uint16_t dport);
+/*
+ * Creates the TCP entry csrc:csport -> fdst:fdport, ESTABLISHED, DNATed to
+ * bdst:bdport: the entry conntrack would make by picking the flow up from
+ * the client's next packet and running it through a DNAT rule, made before
+ * that packet comes, so a FIN or RST first is DNATed too.  timeout_s (> 0)
+ * holds until that packet; conntrack's TCP timeouts apply after it.  Steered
+ * flows must still be exempt from NOTRACK (set entry), or it is never used.
+ * Errors worth acting on:
+ *   ENOMEM  table full (this namespace's count at nf_conntrack_max; also
+ *           when unassured entries could be evicted): do not steer, serve
+ *           the flow ourselves.
+ *   EEXIST  an entry with this original tuple (or one holding the NATed
+ *           reply tuple) exists; a binding cannot be changed in place, so
+ *           qct_delete() the tuple and call again once; EEXIST again means
+ *           another flow holds the reply tuple: do not steer.
+ */
+int	qct_create_dnat(struct qct *, uint32_t csrc, uint16_t csport,
+	    uint32_t fdst, uint16_t fdport, uint32_t bdst, uint16_t bdport,
+	    uint32_t timeout_s);
 /* Calls cb for each TCP entry whose original destination is dst:dport. */
 typedef void (*qct_entry_cb)(uint32_t src, uint16_t sport, uint32_t dst,
 	    uint16_t dport, uint32_t reply_src, uint16_t reply_sport,

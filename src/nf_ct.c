@@ -1,5 +1,6 @@
 /*
- * Conntrack over ctnetlink: exact-tuple deletes and filtered dumps.
+ * Conntrack over ctnetlink: exact-tuple deletes, filtered dumps, and the
+ * creation of a steered flow's entry with its DNAT binding.
  *
  * The socket is libmnl's; libnetfilter_conntrack only builds and parses
  * the messages (nfct_nlmsg_build/parse).  Its own I/O path goes through
@@ -17,6 +18,7 @@
 
 #include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack_tcp.h>
 
 #include "nf.h"
 
@@ -36,6 +38,7 @@ struct qct {
 	unsigned int		 qc_seq;
 	int			 qc_dirty;	/* replies may be left unread */
 	struct nf_conntrack	*qc_ct;		/* reused for every delete */
+	struct nf_conntrack	*qc_new;	/* reused for every create */
 	char			*qc_buf;
 
 	/* Dump state, live only inside qct_list(). */
@@ -55,7 +58,8 @@ qct_open(void)
 	if ((qc = calloc(1, sizeof(*qc))) == NULL)
 		return NULL;
 	if ((qc->qc_buf = malloc(QCT_BUFSIZE)) == NULL ||
-	    (qc->qc_ct = nfct_new()) == NULL) {
+	    (qc->qc_ct = nfct_new()) == NULL ||
+	    (qc->qc_new = nfct_new()) == NULL) {
 		e = ENOMEM;
 		goto fail;
 	}
@@ -86,6 +90,8 @@ qct_close(struct qct *qc)
 		(void)mnl_socket_close(qc->qc_nl);
 	if (qc->qc_ct != NULL)
 		nfct_destroy(qc->qc_ct);
+	if (qc->qc_new != NULL)
+		nfct_destroy(qc->qc_new);
 	free(qc->qc_buf);
 	free(qc->qc_items);
 	free(qc);
@@ -164,14 +170,14 @@ qct_talk(struct qct *qc, struct nlmsghdr *nlh, mnl_cb_t cb)
 	return ret < 0 ? -1 : 0;
 }
 
-/* True if the built request carries an original tuple. */
+/* True if the built request carries a top-level attribute of this type. */
 static int
-qct_has_orig_tuple(const struct nlmsghdr *nlh)
+qct_has_attr(const struct nlmsghdr *nlh, uint16_t type)
 {
 	const struct nlattr *a;
 
 	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
-		if (mnl_attr_get_type(a) == CTA_TUPLE_ORIG)
+		if (mnl_attr_get_type(a) == type)
 			return 1;
 	return 0;
 }
@@ -197,13 +203,95 @@ qct_delete(struct qct *qc, uint32_t src, uint16_t sport, uint32_t dst,
 	 * A delete without a tuple is a flush of the whole table: never let
 	 * a build that silently left it out go to the kernel.
 	 */
-	if (!qct_has_orig_tuple(nlh)) {
+	if (!qct_has_attr(nlh, CTA_TUPLE_ORIG)) {
 		errno = EINVAL;
 		return -1;
 	}
 	if (qct_talk(qc, nlh, NULL) < 0)
 		return errno == ENOENT ? 0 : -1;
 	return 0;
+}
+
+/*
+ * Makes now the entry that conntrack would make from the client's next
+ * packet (loose pickup, nf_conntrack_tcp_loose) run through the static
+ * DNAT rule, so that steering no longer depends on that packet: a FIN or
+ * an RST is never picked up (invalid without an entry), and in a full
+ * table the pickup fails silently where this call fails with ENOMEM.
+ *
+ * - Reply tuple un-NATed, front:fport -> client:cport.  The kernel's NAT
+ *   setup inverts the reply tuple to learn what the packets look like
+ *   before NAT, then rewrites it to back:bport -> client:cport.  Given
+ *   already NATed, the kernel sees nothing to rewrite and silently makes
+ *   an entry without a binding, which would deliver the client's packets
+ *   to our own stack.
+ * - ESTABLISHED, and SACK_PERM | BE_LIBERAL in both directions, which is
+ *   what a pickup sets (tcp_new()): we know nothing of the windows, so
+ *   they must not be checked.  ctnetlink cannot set window data; the first
+ *   packet fills them in.  One visible difference from a pickup follows:
+ *   that packet counts as in window, so the original direction also gets
+ *   MAXACK_SET.  It only ever serves to check RSTs of the reply
+ *   direction, which never passes through us.
+ * - No status: the kernel sets CONFIRMED and the NAT bits itself.  Not
+ *   ASSURED either: a pickup that never sees a reply (ours never does:
+ *   the back answers the client directly) never is.
+ * - NLM_F_EXCL: without it an existing entry is updated instead, and the
+ *   kernel refuses to put a binding on an existing entry.
+ * - The timeout holds until the first packet; from then on conntrack's
+ *   per-state TCP timeouts apply, as for a picked-up entry.
+ */
+int
+qct_create_dnat(struct qct *qc, uint32_t csrc, uint16_t csport,
+    uint32_t fdst, uint16_t fdport, uint32_t bdst, uint16_t bdport,
+    uint32_t timeout_s)
+{
+	char buf[QCT_REQSIZE] __attribute__((aligned));
+	struct nf_conntrack *ct = qc->qc_new;
+	struct nlmsghdr *nlh;
+	uint8_t tflags = IP_CT_TCP_FLAG_SACK_PERM | IP_CT_TCP_FLAG_BE_LIBERAL;
+
+	/* A zero timeout makes an entry that is gone at once. */
+	if (timeout_s == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* Every call sets the same attributes: none is left from the last. */
+	nfct_set_attr_u8(ct, ATTR_ORIG_L3PROTO, AF_INET);
+	nfct_set_attr_u32(ct, ATTR_ORIG_IPV4_SRC, csrc);
+	nfct_set_attr_u32(ct, ATTR_ORIG_IPV4_DST, fdst);
+	nfct_set_attr_u8(ct, ATTR_ORIG_L4PROTO, IPPROTO_TCP);
+	nfct_set_attr_u16(ct, ATTR_ORIG_PORT_SRC, htons(csport));
+	nfct_set_attr_u16(ct, ATTR_ORIG_PORT_DST, htons(fdport));
+	nfct_set_attr_u8(ct, ATTR_REPL_L3PROTO, AF_INET);
+	nfct_set_attr_u32(ct, ATTR_REPL_IPV4_SRC, fdst);
+	nfct_set_attr_u32(ct, ATTR_REPL_IPV4_DST, csrc);
+	nfct_set_attr_u8(ct, ATTR_REPL_L4PROTO, IPPROTO_TCP);
+	nfct_set_attr_u16(ct, ATTR_REPL_PORT_SRC, htons(fdport));
+	nfct_set_attr_u16(ct, ATTR_REPL_PORT_DST, htons(csport));
+	/* Both, or the library sends the address alone (CTA_NAT_DST
+	 * without CTA_NAT_PROTO) and the kernel keeps the port. */
+	nfct_set_attr_u32(ct, ATTR_DNAT_IPV4, bdst);
+	nfct_set_attr_u16(ct, ATTR_DNAT_PORT, htons(bdport));
+	nfct_set_attr_u8(ct, ATTR_TCP_STATE, TCP_CONNTRACK_ESTABLISHED);
+	nfct_set_attr_u8(ct, ATTR_TCP_FLAGS_ORIG, tflags);
+	nfct_set_attr_u8(ct, ATTR_TCP_MASK_ORIG, tflags);
+	nfct_set_attr_u8(ct, ATTR_TCP_FLAGS_REPL, tflags);
+	nfct_set_attr_u8(ct, ATTR_TCP_MASK_REPL, tflags);
+	nfct_set_attr_u32(ct, ATTR_TIMEOUT, timeout_s);
+
+	nlh = qct_header(qc, buf, IPCTNL_MSG_CT_NEW,
+	    NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
+	if (nfct_nlmsg_build(nlh, ct) < 0)
+		return -1;
+	/* An entry without its binding would steal the flow from the back
+	 * for our own stack: never send a request that lost it. */
+	if (!qct_has_attr(nlh, CTA_TUPLE_ORIG) ||
+	    !qct_has_attr(nlh, CTA_TUPLE_REPLY) ||
+	    !qct_has_attr(nlh, CTA_NAT_DST)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return qct_talk(qc, nlh, NULL);
 }
 
 static void

@@ -12,6 +12,12 @@
  *   qtnf ct-del SRC SPORT DST DPORT
  *   qtnf ct-list DST DPORT      "SRC:SPORT DST:DPORT -> RSRC:RSPORT"
  *   qtnf ct-bench SRC SPORT DST DPORT N   median microseconds per delete
+ *   qtnf ct-create-dnat CIP CPORT FIP FPORT BIP BPORT TIMEOUT
+ *                               a steered entry, DNATed to BIP:BPORT
+ *   qtnf ct-bench-create CIP FIP FPORT BIP BPORT N
+ *                               creates N steered entries (clients CIP+k,
+ *                               ports 10000..59999), then deletes them:
+ *                               median and 99th percentile microseconds
  *
  * Exit 0 on success (set-test: 0 present, 3 absent), 1 on failure, 2 on
  * usage errors.
@@ -33,7 +39,9 @@ usage(void)
 	    "       set-flush NAME | set-add|set-del|set-test NAME CIP CPORT DIP |\n"
 	    "       set-list NAME | set-names PREFIX | set-bench NAME N |\n"
 	    "       ct-del SRC SPORT DST DPORT | ct-list DST DPORT |\n"
-	    "       ct-bench SRC SPORT DST DPORT N\n");
+	    "       ct-bench SRC SPORT DST DPORT N |\n"
+	    "       ct-create-dnat CIP CPORT FIP FPORT BIP BPORT TIMEOUT |\n"
+	    "       ct-bench-create CIP FIP FPORT BIP BPORT N\n");
 	exit(2);
 }
 
@@ -94,6 +102,13 @@ median(double *v, size_t n)
 {
 	qsort(v, n, sizeof(*v), cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The p-th percentile of v, which median() has already sorted. */
+static double
+percentile(const double *v, size_t n, unsigned int p)
+{
+	return v[(n - 1) * p / 100];
 }
 
 static void
@@ -229,6 +244,62 @@ set_main(int argc, char **argv)
 	return ret;
 }
 
+/*
+ * Creates n steered entries one at a time, then deletes them, timing each
+ * call.  Entry i: client cip+i/50000, port 10000+i%50000.  On a failed
+ * create the entries made so far are deleted before returning.
+ */
+static int
+ct_bench_create(struct qct *qc, uint32_t cip, uint32_t fip, uint16_t fport,
+    uint32_t bip, uint16_t bport, unsigned long n)
+{
+	double *cre, *del, t;
+	unsigned long i, made = 0;
+	uint32_t c;
+	int ret = 1;
+
+	cre = calloc(n ? n : 1, sizeof(*cre));
+	del = calloc(n ? n : 1, sizeof(*del));
+	if (cre == NULL || del == NULL)
+		goto out;
+	for (i = 0; i < n; i++, made++) {
+		c = htonl(ntohl(cip) + (uint32_t)(i / 50000));
+		t = now_us();
+		if (qct_create_dnat(qc, c, (uint16_t)(10000 + i % 50000), fip,
+		    fport, bip, bport, 600) < 0) {
+			fprintf(stderr, "qtnf: ct-bench-create: create %lu: "
+			    "%s\n", i, strerror(errno));
+			break;
+		}
+		cre[i] = now_us() - t;
+	}
+	for (i = 0; i < made; i++) {
+		c = htonl(ntohl(cip) + (uint32_t)(i / 50000));
+		t = now_us();
+		if (qct_delete(qc, c, (uint16_t)(10000 + i % 50000), fip,
+		    fport) < 0) {
+			fprintf(stderr, "qtnf: ct-bench-create: delete %lu: "
+			    "%s\n", i, strerror(errno));
+			goto out;
+		}
+		del[i] = now_us() - t;
+	}
+	if (made < n || n == 0)
+		goto out;
+	/* median() sorts: take each percentile after it, not in printf's
+	 * unspecified order of evaluation. */
+	t = median(cre, n);
+	printf("create_us %.2f create_p99_us %.2f ", t, percentile(cre, n, 99));
+	t = median(del, n);
+	printf("del_us %.2f del_p99_us %.2f n %lu\n", t,
+	    percentile(del, n, 99), n);
+	ret = 0;
+out:
+	free(cre);
+	free(del);
+	return ret;
+}
+
 static int
 ct_main(int argc, char **argv)
 {
@@ -276,6 +347,24 @@ ct_main(int argc, char **argv)
 		if (ret == 0 && n > 0)
 			printf("del_us %.2f n %lu\n", median(v, n), n);
 		free(v);
+	} else if (strcmp(cmd, "ct-create-dnat") == 0 && argc == 9) {
+		if (qct_create_dnat(qc, addr(argv[2]),
+		    (uint16_t)number(argv[3], UINT16_MAX), addr(argv[4]),
+		    (uint16_t)number(argv[5], UINT16_MAX), addr(argv[6]),
+		    (uint16_t)number(argv[7], UINT16_MAX),
+		    (uint32_t)number(argv[8], UINT32_MAX)) < 0) {
+			/* The errno's name too: the tests act on it. */
+			fprintf(stderr, "qtnf: ct-create-dnat: %s (%s)\n",
+			    strerror(errno), errno == ENOMEM ? "ENOMEM" :
+			    errno == EEXIST ? "EEXIST" : errno == EBUSY ?
+			    "EBUSY" : errno == EINVAL ? "EINVAL" : "other");
+			ret = 1;
+		}
+	} else if (strcmp(cmd, "ct-bench-create") == 0 && argc == 8) {
+		ret = ct_bench_create(qc, addr(argv[2]), addr(argv[3]),
+		    (uint16_t)number(argv[4], UINT16_MAX), addr(argv[5]),
+		    (uint16_t)number(argv[6], UINT16_MAX),
+		    number(argv[7], 10000000));
 	} else
 		usage();
 out:
