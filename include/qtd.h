@@ -247,6 +247,10 @@ struct band_msg {
 };
 
 int	band_open(void);
+/* Checks framing and MAC, then decodes; no daemon state (fuzzed). */
+int	band_parse(const uint8_t *, size_t, const uint8_t key[QT_KEY_LEN],
+	    const uint8_t *key2, struct band_msg *, uint16_t *sender_id,
+	    uint64_t *stamp);
 int	band_send(int node, const struct band_msg *);
 int	band_send_flow(const struct flow *, enum band_type, uint32_t status,
 	    uint64_t a, uint64_t b);

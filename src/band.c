@@ -93,7 +93,10 @@ band_send(int node, const struct band_msg *bm)
 	memcpy(m + 50, &s, 2);
 	s = htons(bm->bm_plen);
 	memcpy(m + 52, &s, 2);
-	memcpy(m + BAND_HDR, bm->bm_payload, bm->bm_plen);
+	/* Most messages have no payload and a NULL bm_payload: memcpy
+	 * from NULL is undefined even for 0 bytes (UBSan stops on it). */
+	if (bm->bm_plen > 0)
+		memcpy(m + BAND_HDR, bm->bm_payload, bm->bm_plen);
 	len = BAND_HDR + bm->bm_plen;
 	auth_mac(cf->c_key, m, len, NULL, 0, NULL, 0, m + len);
 	len += BAND_MAC;
@@ -124,12 +127,18 @@ band_send_flow(const struct flow *f, enum band_type type, uint32_t status,
 	return band_send(f->f_peer, &bm);
 }
 
-static int
-band_decode(const uint8_t *m, size_t len, const struct sockaddr_in *from,
-    struct band_msg *bm, int *node)
+/*
+ * The wire half of band_decode, with no daemon state so that it can be
+ * fuzzed on its own: framing, then the MAC under key (or key2, the key
+ * being rotated out, when not NULL), and only then the fields.  Whether
+ * the sender, the stamp and the service are acceptable is the caller's
+ * business.
+ */
+int
+band_parse(const uint8_t *m, size_t len, const uint8_t key[QT_KEY_LEN],
+    const uint8_t *key2, struct band_msg *bm, uint16_t *sender_id,
+    uint64_t *stamp)
 {
-	const struct qt_config *cf = qtd->cf;
-	uint64_t now = now_ms(), stamp;
 	uint32_t v;
 	uint16_t s;
 
@@ -143,23 +152,15 @@ band_decode(const uint8_t *m, size_t len, const struct sockaddr_in *from,
 	if (bm->bm_plen > BAND_PAYLOAD_MAX ||
 	    len != BAND_HDR + (size_t)bm->bm_plen + BAND_MAC)
 		return -1;
-	if (auth_verify(cf->c_key, m, len - BAND_MAC, NULL, 0, NULL, 0,
-	    m + len - BAND_MAC) == -1 && (!cf->c_have_key2 ||
-	    auth_verify(cf->c_key2, m, len - BAND_MAC, NULL, 0, NULL, 0,
+	if (auth_verify(key, m, len - BAND_MAC, NULL, 0, NULL, 0,
+	    m + len - BAND_MAC) == -1 && (key2 == NULL ||
+	    auth_verify(key2, m, len - BAND_MAC, NULL, 0, NULL, 0,
 	    m + len - BAND_MAC) == -1))
 		return -1;
 	memcpy(&s, m + 6, 2);
-	*node = config_node_by_id(cf, ntohs(s));
-	if (*node < 0 || *node == cf->c_self ||
-	    cf->c_nodes[*node].n_addr != from->sin_addr.s_addr)
-		return -1;
-	stamp = get64(m + 8);
-	bm->bm_time = stamp / 1000;
-	if (bm->bm_time + cf->c_replay_window < now ||
-	    bm->bm_time > now + cf->c_replay_window ||
-	    stamp <= qtd->band_last[cf->c_nodes[*node].n_id])
-		return -1;
-	qtd->band_last[cf->c_nodes[*node].n_id] = stamp;
+	*sender_id = ntohs(s);
+	*stamp = get64(m + 8);
+	bm->bm_time = *stamp / 1000;
 	bm->bm_type = m[5];
 	memcpy(bm->bm_token, m + 16, QT_TOKEN_LEN);
 	memcpy(&v, m + 24, 4);
@@ -170,9 +171,32 @@ band_decode(const uint8_t *m, size_t len, const struct sockaddr_in *from,
 	memcpy(&bm->bm_cport, m + 48, 2);
 	memcpy(&s, m + 50, 2);
 	bm->bm_svc = ntohs(s);
+	bm->bm_payload = m + BAND_HDR;
+	return 0;
+}
+
+static int
+band_decode(const uint8_t *m, size_t len, const struct sockaddr_in *from,
+    struct band_msg *bm, int *node)
+{
+	const struct qt_config *cf = qtd->cf;
+	uint64_t now = now_ms(), stamp;
+	uint16_t sender;
+
+	if (band_parse(m, len, cf->c_key, cf->c_have_key2 ? cf->c_key2 : NULL,
+	    bm, &sender, &stamp) == -1)
+		return -1;
+	*node = config_node_by_id(cf, sender);
+	if (*node < 0 || *node == cf->c_self ||
+	    cf->c_nodes[*node].n_addr != from->sin_addr.s_addr)
+		return -1;
+	if (bm->bm_time + cf->c_replay_window < now ||
+	    bm->bm_time > now + cf->c_replay_window ||
+	    stamp <= qtd->band_last[cf->c_nodes[*node].n_id])
+		return -1;
+	qtd->band_last[cf->c_nodes[*node].n_id] = stamp;
 	if (bm->bm_svc >= cf->c_nsvcs)
 		return -1;
-	bm->bm_payload = m + BAND_HDR;
 	return 0;
 }
 
