@@ -48,7 +48,10 @@ struct ipt_rule {
 	uint16_t		 ir_sport_lo, ir_sport_hi;	/* --sport LO:HI */
 	uint16_t		 ir_dport_lo, ir_dport_hi;	/* --dport LO:HI */
 	uint8_t			 ir_tcp_option;	/* --tcp-option N */
-	int			 ir_socket;	/* -m socket */
+	uint8_t			 ir_tcp_flg_mask;	/* --tcp-flags MASK CMP */
+	uint8_t			 ir_tcp_flg_cmp;
+	int			 ir_socket;	/* 1: -m socket, 2: -m socket
+						 * --nowildcard */
 	const char		*ir_set;	/* -m set --match-set S src,src,dst */
 	enum ipt_verdict	 ir_verdict;
 	uint32_t		 ir_nat_addr;

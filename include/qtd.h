@@ -130,6 +130,10 @@ struct qt_stats {
 	uint64_t	st_td_rst;	/* torn down: client RST, back gone */
 	uint64_t	st_td_sweep;	/* torn down: the back disowned it
 					 * or went silent */
+	uint64_t	st_td_reuse;	/* torn down: the client opened a
+					 * new connection on the tuple */
+	uint64_t	st_steer_failed;	/* steering refused (e.g. a full
+						 * conntrack table) */
 	uint64_t	st_adopted;	/* flows rebuilt from the kernel */
 	uint64_t	st_relayed;	/* connections relayed to an upstream */
 	uint64_t	st_proxied;	/* connections proxied to a node */
@@ -157,6 +161,7 @@ struct qtd {
 	ev_prepare		 reaper;
 	ev_timer		 sweep;
 	ev_timer		 hb_timer;
+	ev_timer		 watchdog;
 	uint64_t		 nserving;	/* flows we serve (load) */
 	uint64_t		 band_last[QT_MAX_NODES];	/* highest
 						 * stamp seen, by node id */

@@ -9,6 +9,8 @@ pkgs="build-essential cmake pkg-config libev-dev libpcap-dev libnet1-dev
 # The unit, journal and package tests: journald, systemd-analyze,
 # systemd-sysctl, dpkg-shlibdeps, man, strace, setpriv, capsh.
 pkgs="$pkgs systemd dpkg-dev man-db groff-base strace libcap2-bin util-linux"
+# bench/compare.sh: the proxies it compares with, its load generator, its plot.
+pkgs="$pkgs haproxy wrk gnuplot-nox"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||

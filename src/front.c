@@ -24,6 +24,7 @@
 #include "route.h"
 
 static void	front_read(struct ev_loop *, ev_io *, int);
+static void	front_reused(uint32_t, uint16_t, uint16_t);
 
 /* The node for this request, or -1 to answer it here; *status set for a
  * reject route. */
@@ -169,10 +170,11 @@ hand_off(struct flow *f, int peer)
 	/* Steer first: from here on the client's packets go to the back,
 	 * which drops them silently until its socket exists. */
 	if (steer_add(f) == -1) {
-		take_back(f, TB_ERROR, "ipset add failed");
+		qtd->st.st_steer_failed++;
+		take_back(f, TB_ERROR, errno == ENOMEM ?
+		    "conntrack table full" : "steering failed");
 		return;
 	}
-	steer_ct_delete(f);
 	if (repair_freeze(f->f_fd, &f->f_rs, extra, sizeof(extra),
 	    &elen) == -1) {
 		f->f_frozen = 1;	/* repair mode may be on */
@@ -323,6 +325,7 @@ front_accept(struct ev_loop *loop, ev_io *w, int revents)
 		f->f_laddr = local.sin_addr.s_addr;
 		f->f_lport = local.sin_port;
 		f->f_state = FS_READING;
+		front_reused(f->f_cip, f->f_cport, f->f_lport);
 		flow_tuple_add(f);
 		ev_io_init(&f->f_io, front_read, fd, EV_READ);
 		ev_io_start(qtd->loop, &f->f_io);
@@ -545,12 +548,37 @@ front_band(int node, const struct band_msg *bm)
  * first; these only make the next sweep ask about the flow at once, so a
  * flow whose back has died is torn down in a second, not a flow-timeout.
  */
+/*
+ * The client opens a new connection on the tuple of a flow we still steer
+ * or keep in grace: for the client, that flow is over.  Its steering must
+ * go at once, before the new connection's next packet would follow it to
+ * the old back (its SYN already reached us: SYNs are never steered), and
+ * its record too, whose late teardown would hit the new flow's entries.
+ */
+static void
+front_reused(uint32_t cip, uint16_t cport, uint16_t lport)
+{
+	struct flow *f;
+
+	while ((f = flow_by_tuple(0, cip, cport, lport)) &&
+	    (f->f_state == FS_HANDED_OFF || f->f_state == FS_GRACE)) {
+		steer_del(f);
+		steer_ct_delete(f);
+		qtd->st.st_td_reuse++;
+		flow_close(f, "client reused its port");
+	}
+}
+
 static void
 fin_pkt(const struct cap_pkt *p, void *arg)
 {
 	struct flow *f;
 
 	(void)arg;
+	if ((p->p_flags & (TH_SYN | TH_ACK)) == TH_SYN) {
+		front_reused(p->p_src, htons(p->p_sport), htons(p->p_dport));
+		return;
+	}
 	f = flow_by_tuple(0, p->p_src, htons(p->p_sport), htons(p->p_dport));
 	if (!f || f->f_state != FS_HANDED_OFF)
 		return;
@@ -587,7 +615,7 @@ front_watch_start(void)
 	size_t s, n;
 
 	n = (size_t)snprintf(filter, sizeof(filter),
-	    "ip dst host %s and tcp and tcp[13] & 5 != 0 and (",
+	    "ip dst host %s and tcp and tcp[13] & 7 != 0 and (",
 	    addr_str(config_self(cf)->n_addr));
 	for (s = 0; s < cf->c_nsvcs && n < sizeof(filter); s++)
 		n += (size_t)snprintf(filter + n, sizeof(filter) - n,

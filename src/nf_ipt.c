@@ -374,11 +374,18 @@ rule_entry(size_t i, const struct ipt_rule *r)
 	port_range(tcp->spts, r->ir_sport_lo, r->ir_sport_hi);
 	port_range(tcp->dpts, r->ir_dport_lo, r->ir_dport_hi);
 	tcp->option = r->ir_tcp_option;
+	tcp->flg_mask = r->ir_tcp_flg_mask;
+	tcp->flg_cmp = r->ir_tcp_flg_cmp;
 
-	/* Flags 0: any local socket, transparent or not. */
-	if (r->ir_socket)
-		(void)add_match(e, "socket", REV_SOCKET,
-		    sizeof(struct xt_socket_mtinfo3));
+	/* Flags 0: any local socket, transparent or not; nowildcard: not a
+	 * listener, only a connection's own socket. */
+	if (r->ir_socket) {
+		struct xt_socket_mtinfo3 *so;
+
+		so = add_match(e, "socket", REV_SOCKET, sizeof(*so));
+		if (r->ir_socket == 2)
+			so->flags = XT_SOCKET_NOWILDCARD;
+	}
 
 	if (r->ir_set != NULL) {
 		set = add_match(e, "set", REV_SET, sizeof(*set));

@@ -70,7 +70,15 @@ rules_build(const struct qt_config *cf, struct rules *rl)
 		uint16_t lo = sv->s_hobase + 1;
 		uint16_t hi = sv->s_hobase + QT_MAX_NODES - 1;
 
-		/* front */
+		/* front: a SYN is always a new connection of ours, even on
+		 * the tuple of a flow still steered (a client reusing its
+		 * port): it must reach our listener, not the old back. */
+		if (!(r = rule_add(rl, IPT_RAW_PRE, IPT_V_NOTRACK)))
+			return -1;
+		r->ir_dst = self->n_addr;
+		r->ir_dport_lo = r->ir_dport_hi = sv->s_port;
+		r->ir_tcp_flg_mask = 0x17;	/* FIN, SYN, RST, ACK */
+		r->ir_tcp_flg_cmp = 0x02;	/* SYN alone */
 		for (p = 0; p < cf->c_nnodes; p++) {
 			const struct qt_node *peer = &cf->c_nodes[p];
 			char *name;
@@ -196,7 +204,7 @@ steer_setup(void)
 	char name[32];
 	int rc = -1;
 
-	rl.cap = 16 + cf->c_nsvcs * (8 + 3 * cf->c_nnodes);
+	rl.cap = 16 + cf->c_nsvcs * (10 + 3 * cf->c_nnodes);
 	rl.r = calloc(rl.cap, sizeof(*rl.r));
 	rl.names = calloc(cf->c_nsvcs * cf->c_nnodes + 1, sizeof(*rl.names));
 	if (!rl.r || !rl.names) {
@@ -258,16 +266,47 @@ steer_teardown(void)
 	free(ns.n);
 }
 
+/*
+ * Steers f to its back.  The conntrack entry is made here, with its DNAT
+ * binding, rather than left to the pickup of the client's next packet:
+ * a FIN or RST as that packet would not be picked up (conntrack counts it
+ * invalid) and would reach our own stack, which would reset the client;
+ * and a full table fails here, cleanly, instead of dropping the flow's
+ * packets later.  The set entry comes last, so no packet is picked up in
+ * between.  Returns 0, or -1 with errno (ENOMEM: the table is full).
+ */
 int
 steer_add(struct flow *f)
 {
+	const struct qt_config *cf = qtd->cf;
+	uint32_t bip = cf->c_nodes[f->f_peer].n_addr;
+	uint16_t bport = config_hoport(cf, f->f_svc, config_self(cf)->n_id);
 	char name[32];
+	int rc, tries;
 
-	steer_set_name(f->f_svc, qtd->cf->c_nodes[f->f_peer].n_id, name,
+	for (tries = 0; tries < 2; tries++) {
+		/* A stale entry of an earlier flow on this tuple would keep
+		 * its old binding: out with it first. */
+		if (qct_delete(qtd->ct, f->f_cip, ntohs(f->f_cport),
+		    f->f_laddr, ntohs(f->f_lport)) == -1)
+			return -1;
+		rc = qct_create_dnat(qtd->ct, f->f_cip, ntohs(f->f_cport),
+		    f->f_laddr, ntohs(f->f_lport), bip, bport, 120);
+		if (rc == 0 || errno != EEXIST)
+			break;
+	}
+	if (rc == -1)
+		return -1;
+	steer_set_name(f->f_svc, cf->c_nodes[f->f_peer].n_id, name,
 	    sizeof(name));
 	if (qset_add(qtd->set, name, f->f_cip, ntohs(f->f_cport),
-	    f->f_laddr) == -1)
+	    f->f_laddr) == -1) {
+		int e = errno;
+
+		steer_ct_delete(f);
+		errno = e;
 		return -1;
+	}
 	f->f_steered = 1;
 	return 0;
 }

@@ -215,6 +215,18 @@ rst_watch_count() {
 	tcpdump -nn -r "$TMP/rst.pcap" 2>/dev/null | wc -l
 }
 
+# rst_watch_received_start: like rst_watch_start, but only the resets the
+# client receives, for tests whose own clients reset on purpose; counted
+# with rst_watch_count.
+rst_watch_received_start() {
+	ip netns exec "$CL" tcpdump -i eth0 -nn -U -w "$TMP/rst.pcap" \
+	    "ip dst host $CLIENT_ADDR and tcp[tcpflags] & tcp-rst != 0" \
+	    >/dev/null 2>&1 &
+	RST_PID=$!
+	busywait 3000 test -s "$TMP/rst.pcap" || true
+	sleep 0.3
+}
+
 # fetch FRONT PATH OUT: curl through node FRONT, headers to OUT.h, body to OUT.
 fetch() {
 	in_client curl -sS --max-time "${FETCH_TIMEOUT:-20}" -D "$3.h" -o "$3" \
