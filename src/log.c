@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #define SD_JOURNAL_SUPPRESS_LOCATION	/* we pass our callers' own */
+#include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
 
 #include "qt.h"
@@ -400,4 +401,21 @@ addr_str(uint32_t addr)
 
 	inet_ntop(AF_INET, &addr, s, INET_ADDRSTRLEN);
 	return s;
+}
+
+void
+sysd_notify(const char *state)
+{
+	(void)sd_notify(0, state);
+}
+
+double
+sysd_watchdog(void)
+{
+	uint64_t usec;
+
+	if (sd_watchdog_enabled(0, &usec) <= 0)
+		return 0;
+	return usec / 2e6;	/* twice per period, as sd_watchdog_enabled(3)
+				 * advises */
 }

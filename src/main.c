@@ -28,6 +28,7 @@ usage(void)
 void
 qtd_stop(int cleanup, const char *why)
 {
+	sysd_notify("STOPPING=1");
 	log_notice("%s: stopping%s", why, cleanup ?
 	    ", removing every rule and set of this node" : "");
 	qtd->stop_cleanup = qtd->stop_cleanup || cleanup;
@@ -52,6 +53,17 @@ on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)w;
 	(void)revents;
 	(void)reload(err, sizeof(err));	/* it logs every error itself */
+}
+
+/* From the event loop itself: a wedged loop stops the pings and systemd
+ * restarts us. */
+static void
+on_watchdog(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	sysd_notify("WATCHDOG=1");
 }
 
 static void
@@ -210,6 +222,11 @@ main(int argc, char **argv)
 	log_notice("node %s (id %u, %s) ready: %zu nodes, %zu services",
 	    config_self(cf)->n_name, config_self(cf)->n_id,
 	    addr_str(config_self(cf)->n_addr), cf->c_nnodes, cf->c_nsvcs);
+	if (sysd_watchdog() > 0) {
+		ev_timer_init(&d.watchdog, on_watchdog, 0, sysd_watchdog());
+		ev_timer_again(d.loop, &d.watchdog);
+	}
+	sysd_notify("READY=1");
 	ev_run(d.loop, 0);
 	/* A reply to "qtctl stop" went out when it was made: ctl_send()
 	 * writes at once, and it is small. */

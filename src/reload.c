@@ -103,8 +103,22 @@ swap_in(struct qt_config *nc, int reopen_captures)
 	return 0;
 }
 
+static int	reload_do(char *, size_t);
+
+/* systemd hears of the reload, whatever its outcome. */
 int
 reload(char *err, size_t errlen)
+{
+	int rc;
+
+	sysd_notify("RELOADING=1");
+	rc = reload_do(err, errlen);
+	sysd_notify("READY=1");
+	return rc;
+}
+
+static int
+reload_do(char *err, size_t errlen)
 {
 	struct qt_config *oc = qtd->cf, *nc;
 	size_t i;
