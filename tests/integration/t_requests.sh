@@ -33,6 +33,14 @@ expect "20 KB header: 431" "HTTP/1.1 431 *|CLOSED|*" "GET /$loc HTTP/1.1\\r\\n$H
 expect "no Host in HTTP/1.1: 400" "HTTP/1.1 400 *|CLOSED|*" "GET /$loc HTTP/1.1\\r\\n\\r\\n"
 expect "traversal: 400" "HTTP/1.1 400 *|CLOSED|*" "GET /../../etc/passwd HTTP/1.1\\r\\n$H\\r\\n"
 expect "encoded traversal: 400" "HTTP/1.1 400 *|CLOSED|*" "GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\\r\\n$H\\r\\n"
+expect "HTTP/0.9 request line: 400" "HTTP/1.1 400 *|CLOSED|*" 'GET /\r\n\r\n'
+expect "CONNECT: 400" "HTTP/1.1 400 *|CLOSED|*" "CONNECT x:443 HTTP/1.1\\r\\n$H\\r\\n"
+expect "OPTIONS *: 405" "HTTP/1.1 405 *|CLOSED|*" "OPTIONS * HTTP/1.1\\r\\n$H\\r\\n"
+expect "DELETE: 405" "HTTP/1.1 405 *|CLOSED|*" "DELETE /$loc HTTP/1.1\\r\\n$H\\r\\n"
+expect "invalid percent-encoding: 400" "HTTP/1.1 400 *|CLOSED|*" "GET /a%zz HTTP/1.1\\r\\n$H\\r\\n"
+expect "absolute-form target: served" "HTTP/1.1 200 OK|CLOSED|*" "GET http://x/$loc HTTP/1.1\\r\\n${H}Connection: close\\r\\n\\r\\n"
+expect "pipelined garbage after a valid request: 200, then 400 and close" \
+    "HTTP/1.1 200 OK|HTTP/1.1 400 *|CLOSED|*" "GET /$loc HTTP/1.1\\r\\n$H\\r\\nGARBAGE\\r\\n\\r\\n"
 expect "partial request, then silence: 408 and close" "HTTP/1.1 408 *|CLOSED|*" "GET /$loc HTTP/1.1\\r\\n" 3
 
 for p in "$loc" "$rem"; do
