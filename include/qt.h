@@ -259,6 +259,10 @@ void		 replay_close(struct replay *);
 int	replay_send(struct replay *, const struct hdr_tuple *, uint32_t isn,
 	    const struct repair_state *, const uint8_t hdr[HDR_LEN],
 	    const void *req, size_t reqlen);
+/* The request segments alone (replay_send ends with them). */
+int	replay_send_data(struct replay *, const struct hdr_tuple *,
+	    uint32_t isn, const struct repair_state *, const void *req,
+	    size_t reqlen);
 
 /* capture.c: the only user of libpcap */
 

@@ -125,7 +125,7 @@ replay_send(struct replay *r, const struct hdr_tuple *t, uint32_t isn,
     const void *req, size_t reqlen)
 {
 	uint8_t opt[40];
-	size_t optlen, off, n;
+	size_t optlen;
 	uint32_t ack = rs->rs_snd_seq;
 	uint16_t win = 65535;
 
@@ -137,10 +137,20 @@ replay_send(struct replay *r, const struct hdr_tuple *t, uint32_t isn,
 	if (replay_one(r, t, isn + 1, ack, TH_ACK, win, opt, optlen, NULL,
 	    0) == -1)
 		return -1;
+	return replay_send_data(r, t, isn, rs, req, reqlen);
+}
+
+int
+replay_send_data(struct replay *r, const struct hdr_tuple *t, uint32_t isn,
+    const struct repair_state *rs, const void *req, size_t reqlen)
+{
+	uint8_t opt[4];
+	size_t optlen = opt_marker(opt), off, n;
+
 	for (off = 0; off < reqlen; off += n) {
 		n = reqlen - off < REPLAY_SEG ? reqlen - off : REPLAY_SEG;
-		if (replay_one(r, t, isn + 1 + (uint32_t)off, ack,
-		    TH_ACK | TH_PUSH, win, opt, optlen,
+		if (replay_one(r, t, isn + 1 + (uint32_t)off, rs->rs_snd_seq,
+		    TH_ACK | TH_PUSH, 65535, opt, optlen,
 		    (const uint8_t *)req + off, n) == -1)
 			return -1;
 	}

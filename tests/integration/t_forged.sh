@@ -40,6 +40,25 @@ sent=$(wc -l < "$TMP/victim.txt")
 pass "nothing sent towards the named address"
 grep -q 'forged replay' "$TMP/n2.log" || fail "no log line for the forgery"
 
+# With the right key, what only the other checks stop.
+n2flows() { in_node 2 ss -Htan 'sport >= :8001 and sport <= :8063' | wc -l; }
+in_client "$QT_BUILD/qtforge" "$TMP/key" "$CLIENT_ADDR" 40003 "$(addr 2)" 8001 1 truncated
+busywait 3000 eval '[ "$(stat forged)" = 3 ]' || fail "truncated header not counted (forged=$(stat forged))"
+pass "a truncated header: rejected and counted"
+in_client "$QT_BUILD/qtforge" "$TMP/key" "$CLIENT_ADDR" 40004 "$(addr 2)" 8001 1 stale
+busywait 3000 eval '[ "$(stat stale)" = 1 ]' || fail "stale replay not counted (stale=$(stat stale))"
+pass "a replay 60 s old: rejected as stale"
+in_client "$QT_BUILD/qtforge" "$TMP/key" "$CLIENT_ADDR" 40005 "$(addr 2)" 8009 9
+in_client "$QT_BUILD/qtforge" "$TMP/key" "$CLIENT_ADDR" 40006 "$(addr 2)" 8001 1 reorder
+sleep 0.5
+[ "$(n2flows)" = 0 ] || fail "a socket after an unknown origin or a reordered replay"
+[ "$(stat back_flows)" = 0 ] || fail "a back flow after an unknown origin or a reordered replay"
+pass "a replay for an origin not in the cluster, and one whose request came before its SYN: nothing built"
+in_client "$QT_BUILD/qtforge" "$TMP/key" "$CLIENT_ADDR" 40007 "$(addr 2)" 8001 1 dup
+busywait 3000 eval '[ "$(stat dup_replays)" -ge 1 ]' || fail "duplicate not recognised (dup_replays=$(stat dup_replays))"
+[ "$(stat back_flows)" = 1 ] || fail "a duplicated replay built $(stat back_flows) connections"
+pass "a replay sent twice: one connection, the duplicate recognised"
+
 f=$(name_owned_by 2 x)
 fetch 1 "$f" "$TMP/out" || fail "a real hand-off failed after the forgeries"
 cmp -s "$TMP/out" "$TMP/www/$f" || fail "body differs"

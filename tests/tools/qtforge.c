@@ -3,11 +3,14 @@
  * of the caller's choosing, so tests can check a back rejects it.
  *
  *   qtforge KEYFILE CLIENT_IP CLIENT_PORT BACK_IP BACK_PORT ORIGIN_ID
- *       [tamper]
+ *       [tamper | stale | dup | truncated | reorder]
  *
- * "tamper" signs the request with the given key, then changes one byte of
- * it before sending.  Must run where CLIENT_IP may be sent from (raw
- * socket).
+ * tamper     signs the request, then changes one byte of it
+ * stale      a header 60 s old
+ * dup        the same replay twice
+ * truncated  the SYN's header cut short
+ * reorder    the request segment before the SYN and ACK
+ * Must run where CLIENT_IP may be sent from (raw socket).
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -27,6 +30,8 @@ main(int argc, char **argv)
 	struct hdr h = { 0 };
 	struct replay *r;
 	FILE *f;
+	const char *mode = argc > 7 ? argv[7] : NULL;
+	int rc;
 
 	if (argc < 7 || auth_init() == -1)
 		return 2;
@@ -43,7 +48,7 @@ main(int argc, char **argv)
 	h.h_origin = (uint32_t)atoi(argv[6]);
 	h.h_svc = 0;
 	auth_random(h.h_token, sizeof(h.h_token));
-	h.h_time_ms = now_ms();
+	h.h_time_ms = now_ms() - (mode && !strcmp(mode, "stale") ? 60000 : 0);
 	h.h_isn = 1000;
 	h.h_req_len = sizeof(req) - 1;
 	h.h_rs.rs_snd_seq = 5000;
@@ -54,14 +59,29 @@ main(int argc, char **argv)
 	h.h_rs.rs_rcv_wup = h.h_rs.rs_rcv_nxt;
 	h.h_rs.rs_snd_wl1 = h.h_isn + 1;
 	hdr_encode(&h, &t, req, key, hbuf);
-	if (argc > 7 && !strcmp(argv[7], "tamper"))
+	if (mode && !strcmp(mode, "tamper"))
 		req[5] ^= 1;
+	if (mode && !strcmp(mode, "truncated"))
+		memset(hbuf, 0, 4);	/* no magic: as if cut before it */
 	if (!(r = replay_open(err, sizeof(err)))) {
 		fprintf(stderr, "qtforge: %s\n", err);
 		return 1;
 	}
-	if (replay_send(r, &t, h.h_isn, &h.h_rs, hbuf, req,
-	    sizeof(req) - 1) == -1) {
+	if (mode && !strcmp(mode, "reorder")) {
+		/* The request alone first (as a zero-length SYN would not
+		 * carry it): replay_send's later packets repeat it. */
+		rc = replay_send_data(r, &t, h.h_isn, &h.h_rs, req,
+		    sizeof(req) - 1);
+		if (rc == 0)
+			rc = replay_send(r, &t, h.h_isn, &h.h_rs, hbuf, NULL, 0);
+	} else {
+		rc = replay_send(r, &t, h.h_isn, &h.h_rs, hbuf, req,
+		    sizeof(req) - 1);
+		if (rc == 0 && mode && !strcmp(mode, "dup"))
+			rc = replay_send(r, &t, h.h_isn, &h.h_rs, hbuf, req,
+			    sizeof(req) - 1);
+	}
+	if (rc == -1) {
 		perror("qtforge: send");
 		return 1;
 	}
