@@ -703,9 +703,10 @@ config_load_errors(const char *path, struct qt_config *cf, char *errbuf,
 {
 	struct cf_ctx x = { .file = path, .cf = cf, .errbuf = errbuf,
 	    .errlen = errlen };
-	char line[1024], *av[CF_MAXARGS];
+	char line[1024], *av[CF_MAXARGS], *buf = NULL;
+	size_t i, cap = 0;
+	ssize_t len;
 	FILE *f;
-	size_t i;
 	int ac;
 
 	memset(cf, 0, sizeof(*cf));
@@ -717,16 +718,20 @@ config_load_errors(const char *path, struct qt_config *cf, char *errbuf,
 		cf_error(&x, "%s", strerror(errno));
 		return x.errors;
 	}
-	while (fgets(line, sizeof(line), f)) {
+	while ((len = getline(&buf, &cap, f)) != -1) {
 		x.line++;
-		if (!strchr(line, '\n') && !feof(f)) {
-			int c;
-
-			cf_error(&x, "line too long");
-			while ((c = fgetc(f)) != EOF && c != '\n')
-				;
+		/* A NUL would end the line early for every string function:
+		 * name it rather than misread what follows. */
+		if (memchr(buf, '\0', (size_t)len)) {
+			cf_error(&x, "NUL byte in the line");
 			continue;
 		}
+		if ((size_t)len >= sizeof(line)) {
+			cf_error(&x, "line too long (at most %zu bytes)",
+			    sizeof(line) - 1);
+			continue;
+		}
+		memcpy(line, buf, (size_t)len + 1);
 		if ((ac = split(line, av, CF_MAXARGS)) == -1) {
 			cf_error(&x, "too many words");
 			continue;
@@ -763,6 +768,7 @@ config_load_errors(const char *path, struct qt_config *cf, char *errbuf,
 		x.opt_line[i] = x.line;
 		(void)cf_set(&x, &cf_options[i], av[1]);
 	}
+	free(buf);
 	fclose(f);
 	cf_validate(&x);
 	return x.errors;

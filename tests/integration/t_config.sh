@@ -41,6 +41,14 @@ done
 echo "$out" | grep -qF "$TMP/bad.conf:3:" || fail "errors do not carry file:line"
 pass "every bad line named as file:line: message"
 
+printf 'self n1\nlog-level de\0bug\nnode n1 id 1 address 198.18.0.1\nservice http port 80 handoff-base 8000\nkey-file %s\n%02000d\n' \
+    "$key" 0 > "$TMP/nul.conf"
+out=$("$QTD" -n -c "$TMP/nul.conf" 2>&1) && fail "a NUL byte accepted"
+[ "$out" = "$TMP/nul.conf:2: NUL byte in the line
+$TMP/nul.conf:6: line too long (at most 1023 bytes)
+$TMP/nul.conf: 2 errors, not started" ] || fail "NUL and long lines: $out"
+pass "a NUL byte and an overlong line named, the lines around them read"
+
 printf 'self n1\nnode n1 id 1 address 198.18.0.1\nservice http port 80 handoff-base 8000\nkey-file %s\n' \
     "$TMP/nokey" > "$TMP/nokey.conf"
 out=$("$QTD" -n -c "$TMP/nokey.conf" 2>&1) && fail "missing key file accepted"
