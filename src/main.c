@@ -84,6 +84,7 @@ on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 	back_sweep();
 	front_sweep();
 	reload_retire_check();
+	log_flush_repeats();	/* "(repeated N times)" within a second */
 }
 
 static int
@@ -192,13 +193,17 @@ main(int argc, char **argv)
 		log_err("replay socket: %s", err);
 		return 1;
 	}
-	if (steer_setup() == -1 || band_open() == -1 ||
-	    back_capture_start() == -1 || front_watch_start() == -1 ||
-	    front_listen(0) == -1) {
-		if (d.band_fd == -1)
-			log_err("band socket on port %u: %m", cf->c_band_port);
+	/* Each step logs its own failure, but the band socket's. */
+	if (steer_setup() == -1)
+		return 1;
+	if (band_open() == -1) {
+		log_err("band socket on %s:%u: %m",
+		    addr_str(config_self(cf)->n_addr), cf->c_band_port);
 		return 1;
 	}
+	if (back_capture_start() == -1 || front_watch_start() == -1 ||
+	    front_listen(0) == -1)
+		return 1;
 	if (control_open() == -1)
 		return 1;
 
