@@ -79,7 +79,7 @@ proc_ticks() {
 # Process CPU in ns from schedstat, summed over its threads.
 proc_ns() {
 	cat /proc/"$1"/task/*/schedstat 2>/dev/null |
-	    awk '{s += $1} END {printf "%d\n", s}'
+	    awk '{s += $1} END {printf "%.0f\n", s}'
 }
 
 # Whole machine, all cores: user+nice+system+irq+softirq, clock ticks.

@@ -1,0 +1,881 @@
+#!/bin/bash
+# shellcheck disable=SC2059  # the tables' printf formats are in variables
+# Benchmark: quicktwitch against HAProxy, nginx and direct service.
+#
+# A client and nodes in network namespaces (lib.sh): n1 is the front, n2
+# and n3 the backs, each back running nginx on 127.0.0.1:8080 (what
+# quicktwitchd relays to) and on its own address :8080 (what the proxies
+# and the direct baseline use), serving the same files; n4 is a third back
+# for the flow-table part only (see there).  The front runs, in turn:
+#
+#   quicktwitch     quicktwitchd on all three nodes, upstream 127.0.0.1:8080;
+#                   the paths are owned by n2 and n3, so every connection
+#                   through n1 is handed off
+#   haproxy         Debian's HAProxy, HTTP mode, defaults, round robin
+#   haproxy-splice  the same with option splice-request/splice-response
+#                   (checked with strace -c that splice() is called)
+#   nginx           nginx as a reverse proxy, keepalive upstreams
+#   direct          no front: the client asks n2's nginx itself
+#
+# The front's processes are pinned to CPU 0, everything else (wrk, curl,
+# the backs' nginx and daemons) to CPU 1; receive packet steering puts
+# the packet work of n1's eth0 on CPU 0 and that of the others on CPU 1.
+# For bodies of 1 KB, 64 KB, 1 MB and 10 MB, keep-alive and
+# "Connection: close": wrk for DURATION s (requests/s, and CPU time from
+# /proc/stat: CPU 0's, the front's, and all cores'), then TTFB_N
+# sequential curl requests (time to first byte).  Then the flow-table
+# scaling: hand-off latency and front CPU per hand-off with 0, 10,000 and
+# 50,000 live handed-off connections held open (bench/holdconns.py, from
+# 20 client addresses).  A back holds a descriptor per flow, and no
+# process here may have more than its hard RLIMIT_NOFILE: that part uses
+# the daemons' built-in responder (one descriptor per flow, six with the
+# relay) and three backs, n2, n3 and n4.
+#
+# Figures only: it never asserts, and exits 0 unless the setup fails (not
+# root, a tool missing, the build, the cluster, a contender that does not
+# start, or a sample check with a wrong body or server).
+#
+# Environment:
+#   DURATION=4     seconds of wrk per cell
+#   CONNS=32       wrk connections
+#   SIZES="1k 64k 1m 10m"
+#   MODES="keepalive close"
+#   CONTENDERS="quicktwitch haproxy haproxy-splice nginx direct"
+#   TTFB_N=200     sequential curl requests per cell for the TTFB
+#   FLOWS="0 10000 50000"   live hand-offs for the scaling part ("" skips it)
+#   QUIET_MAX=10   seconds to wait at most for an idle machine per contender
+#   CELL_QUIET=10  seconds to wait at most for an idle CPU 0 before each cell
+#   NOISY=5 RETRY=1  a cell during which other programs took more than
+#                NOISY% of a CPU is measured again, RETRY times at most;
+#                the quietest run is kept
+#   OUT=/tmp/qt-bench-compare.csv
+#   OUT_FLOWS=/tmp/qt-bench-compare-flows.csv
+#   PLOT=/tmp/qt-bench-compare.png
+#   QT_BUILD=<repo>/build
+
+set -u
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+QT_BUILD=${QT_BUILD:-$REPO/build}
+DURATION=${DURATION:-4}
+CONNS=${CONNS:-32}
+SIZES=${SIZES:-1k 64k 1m 10m}
+MODES=${MODES:-keepalive close}
+CONTENDERS=${CONTENDERS:-quicktwitch haproxy haproxy-splice nginx direct}
+TTFB_N=${TTFB_N:-200}
+FLOWS=${FLOWS-0 10000 50000}
+QUIET_MAX=${QUIET_MAX:-10}
+CELL_QUIET=${CELL_QUIET:-10}
+RETRY=${RETRY:-1}
+NOISY=${NOISY:-5}
+OUT=${OUT:-/tmp/qt-bench-compare.csv}
+OUT_FLOWS=${OUT_FLOWS:-${OUT%.csv}-flows.csv}
+PLOT=${PLOT:-/tmp/qt-bench-compare.png}
+
+die() { echo "bench/compare.sh: $*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root: it builds network namespaces"
+case $RETRY in "" | *[!0-9]*) die "RETRY must be a number" ;; esac
+for v in DURATION CONNS TTFB_N QUIET_MAX CELL_QUIET NOISY; do
+	case ${!v} in '' | *[!0-9]*) die "$v must be a positive integer" ;; esac
+	[ "${!v}" -ge 1 ] || die "$v must be at least 1"
+done
+for f in $FLOWS; do
+	case $f in *[!0-9]*) die "FLOWS must be numbers" ;; esac
+done
+for m in $MODES; do
+	case $m in keepalive | close) ;; *) die "MODES: keepalive and/or close" ;; esac
+done
+for c in $CONTENDERS; do
+	case $c in quicktwitch | haproxy | haproxy-splice | nginx | direct) ;;
+	*) die "CONTENDERS: unknown $c" ;; esac
+done
+case " $CONTENDERS " in *" quicktwitch "*) ;; *) die "CONTENDERS must include quicktwitch (the ratios are to it)" ;; esac
+for t in wrk haproxy nginx curl taskset strace python3 ip awk sort getconf timeout; do
+	command -v "$t" >/dev/null || die "$t not found (scripts/deps.sh installs it)"
+done
+[ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (the front on CPU 0, the rest on CPU 1)"
+
+# size_bytes LABEL: 1k -> 1024, 10m -> 10485760.
+size_bytes() {
+	case $1 in
+	*[kK]) echo $((${1%?} * 1024)) ;;
+	*[mM]) echo $((${1%?} * 1048576)) ;;
+	*) echo "$1" ;;
+	esac
+}
+for s in $SIZES; do
+	case $s in [0-9]*[kKmM] | [0-9]*) ;; *) die "SIZES: like 1k 64k 1m 10m" ;; esac
+	case $s in *[!0-9kKmM]*) die "SIZES: like 1k 64k 1m 10m" ;; esac
+done
+
+if [ ! -x "$QT_BUILD/quicktwitchd" ] || [ ! -x "$QT_BUILD/qtpick" ] || [ ! -x "$QT_BUILD/qtctl" ]; then
+	echo "# building in $QT_BUILD"
+	if ! cmake -S "$REPO" -B "$QT_BUILD" >/dev/null ||
+	    ! cmake --build "$QT_BUILD" -j"$(nproc)" >/dev/null; then
+		die "build failed"
+	fi
+fi
+
+# Everything started from here runs on CPU 1 unless pinned to CPU 0.
+taskset -p -c 1 $$ >/dev/null || die "taskset failed"
+# Held connections need descriptors: as many as this process may have.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+FDMAX=$(ulimit -n)
+
+export QT_BUILD
+# shellcheck source=tests/integration/lib.sh
+source "$REPO/tests/integration/lib.sh"
+require_root
+
+HZ=$(getconf CLK_TCK)
+NPROC=$(getconf _NPROCESSORS_ONLN)
+QTCTL=$QT_BUILD/qtctl
+FRONT=$(addr 1)
+
+# --- counters ----------------------------------------------------------------
+
+# "cpu0 all": busy clock ticks (user+nice+system+irq+softirq) of CPU 0 and
+# of all CPUs, from /proc/stat.
+cpu_snap() {
+	awk '$1 == "cpu0" {z = $2 + $3 + $4 + $7 + $8}
+	     $1 == "cpu" {t = $2 + $3 + $4 + $7 + $8}
+	     END {print z, t}' /proc/stat
+}
+
+# CPU time in ns of every process in n1's namespace (the front's), all
+# threads, from schedstat.
+front_proc_ns() {
+	local p
+	for p in $(ip netns pids "$(ns 1)" 2>/dev/null); do
+		cat /proc/"$p"/task/*/schedstat 2>/dev/null
+	done | awk '{s += $1} END {printf "%.0f\n", s}'
+}
+
+# The CPUs the front's processes may run on, e.g. "haproxy:0".
+front_affinity() {
+	local p out=""
+	for p in $(ip netns pids "$(ns 1)" 2>/dev/null); do
+		out="$out $(cat /proc/"$p"/comm 2>/dev/null):$(awk '/^Cpus_allowed_list/ {print $2}' /proc/"$p"/status 2>/dev/null)"
+	done
+	echo "${out# }"
+}
+
+# quiesce: wait (at most QUIET_MAX s) until the machine is nearly idle
+# over half a second; sets IDLE_PCT, busy share of all cores in percent.
+quiesce() {
+	local t0 a b limit
+	limit=$((NPROC * HZ * 3 / 200))	# 3% of all cores over 0.5 s
+	t0=$(date +%s)
+	while true; do
+		read -r _ a < <(cpu_snap)
+		sleep 0.5
+		read -r _ b < <(cpu_snap)
+		IDLE_PCT=$(awk -v d=$((b - a)) -v c="$NPROC" -v hz="$HZ" \
+		    'BEGIN {printf "%.1f", d * 100 / (c * hz / 2)}')
+		[ $((b - a)) -le "$limit" ] && return 0
+		[ $(($(date +%s) - t0)) -ge "$QUIET_MAX" ] && return 1
+	done
+}
+
+# --- cluster, files, nginx on the backs ----------------------------------------
+
+make_cluster 4
+NS_INODES=()
+for n in $(ip netns list | awk '{print $1}' | grep "^$NS_PREFIX-"); do
+	NS_INODES+=("$(stat -L -c %i "/run/netns/$n")")
+done
+# Receive packet steering: n1's packet work on CPU 0 (mask 1), the
+# client's and the backs' on CPU 1 (mask 2).
+set_rps() {
+	in_ns "$1" sh -c "echo $2 > /sys/class/net/eth0/queues/rx-0/rps_cpus" ||
+	    fail "cannot set rps_cpus in $1"
+	RPS="$RPS $3:$(in_ns "$1" cat /sys/class/net/eth0/queues/rx-0/rps_cpus)"
+}
+RPS=""
+set_rps "$(ns 1)" 1 n1
+set_rps "$(ns 2)" 2 n2
+set_rps "$(ns 3)" 2 n3
+set_rps "$(ns 4)" 2 n4
+set_rps "$CL" 2 client
+
+declare -A PA PB BYTES
+for s in $SIZES; do
+	BYTES[$s]=$(size_bytes "$s")
+	PA[$s]=$(name_owned_by 2 "b$s-a") || fail "no path owned by n2"
+	PB[$s]=$(name_owned_by 3 "b$s-b") || fail "no path owned by n3"
+	make_file "${PA[$s]}" "${BYTES[$s]}"
+	make_file "${PB[$s]}" "${BYTES[$s]}"
+done
+
+# nginx_back N: nginx on back N, on 127.0.0.1:8080 and its address :8080.
+nginx_back() {
+	local n=$1 d=$TMP/nginx-n$1
+	mkdir -p "$d"
+	cat > "$d/nginx.conf" <<CONF
+daemon on;
+user root root;
+worker_processes 1;
+pid $d/pid;
+error_log $d/error.log;
+events { worker_connections 16384; }
+http {
+	access_log off;
+	client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d;
+	uwsgi_temp_path $d; scgi_temp_path $d;
+	sendfile on;
+	tcp_nopush on;
+	keepalive_requests 10000000;
+	keepalive_timeout 3600s;
+	server {
+		listen 127.0.0.1:8080 backlog=4096;
+		listen $(addr "$n"):8080 backlog=4096;
+		root $TMP/www;
+		add_header X-Served-By n$n;
+	}
+}
+CONF
+	in_node "$n" taskset -c 1 nginx -c "$d/nginx.conf" -p "$d" ||
+	    fail "nginx on n$n did not start"
+}
+nginx_back 2
+nginx_back 3
+
+# qt_configs relay|builtin: every node's config; relay: each node relays
+# to its own nginx (upstream 127.0.0.1:8080), builtin: the daemon's own
+# static responder.
+qt_configs() {
+	local i
+	for i in "${NODES[@]}"; do
+		write_config "$i" "upstream-timeout 5000" "idle-timeout 3600000" \
+		    "stop-cleanup yes"
+		[ "$1" = relay ] &&
+		    sed -i 's/^service http port 80 handoff-base 8000$/& upstream 127.0.0.1:8080/' "$TMP/n$i.conf"
+	done
+	if [ "$1" = relay ]; then
+		grep -q upstream "$TMP/n1.conf" || fail "config not edited"
+	fi
+}
+qt_configs relay
+
+# --- contenders -----------------------------------------------------------------
+
+# shellcheck disable=SC2317  # called through busywait
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+# shellcheck disable=SC2317
+n1_empty() { [ -z "$(ip netns pids "$(ns 1)")" ]; }
+
+qt_start() {
+	start_cluster
+	taskset -a -p -c 0 "${DPID[1]}" >/dev/null || fail "cannot pin n1's daemon"
+}
+qt_stop() { local i; for i in 4 3 2 1; do stop_node "$i"; done; }
+
+haproxy_start() {
+	local splice=$1 cfg=$TMP/haproxy-$1.cfg
+	{
+		echo "global"
+		echo "	nbthread 1"
+		echo "	maxconn 4000"
+		echo "	pidfile $TMP/haproxy.pid"
+		echo "defaults"
+		echo "	mode http"
+		echo "	timeout connect 5s"
+		echo "	timeout client 60s"
+		echo "	timeout server 60s"
+		if [ "$splice" = splice ]; then
+			echo "	option splice-request"
+			echo "	option splice-response"
+		fi
+		echo "frontend fe"
+		echo "	bind $FRONT:80"
+		echo "	default_backend be"
+		echo "backend be"
+		echo "	balance roundrobin"
+		echo "	server n2 $(addr 2):8080"
+		echo "	server n3 $(addr 3):8080"
+	} > "$cfg"
+	rm -f "$TMP/haproxy.pid"
+	in_node 1 taskset -c 0 haproxy -D -f "$cfg" >"$TMP/haproxy.log" 2>&1 ||
+	    { cat "$TMP/haproxy.log"; fail "haproxy did not start"; }
+	busywait 3000 test -s "$TMP/haproxy.pid" || fail "haproxy wrote no pid file"
+}
+haproxy_stop() {
+	local p
+	p=$(cat "$TMP/haproxy.pid" 2>/dev/null) || return 0
+	kill "$p" 2>/dev/null
+	busywait 5000 pid_gone "$p" || kill -9 "$p" 2>/dev/null
+	rm -f "$TMP/haproxy.pid"
+}
+
+nginx_front_start() {
+	local d=$TMP/nginx-n1
+	mkdir -p "$d"
+	cat > "$d/nginx.conf" <<CONF
+daemon on;
+user root root;
+worker_processes 1;
+pid $d/pid;
+error_log $d/error.log;
+events { worker_connections 8192; }
+http {
+	access_log off;
+	client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d;
+	uwsgi_temp_path $d; scgi_temp_path $d;
+	keepalive_requests 10000000;
+	upstream backs {
+		server $(addr 2):8080;
+		server $(addr 3):8080;
+		keepalive 64;
+		keepalive_requests 10000000;
+	}
+	server {
+		listen $FRONT:80 backlog=4096;
+		location / {
+			proxy_pass http://backs;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+		}
+	}
+}
+CONF
+	in_node 1 taskset -c 0 nginx -c "$d/nginx.conf" -p "$d" ||
+	    fail "nginx on n1 did not start"
+}
+nginx_front_stop() {
+	in_node 1 nginx -c "$TMP/nginx-n1/nginx.conf" -p "$TMP/nginx-n1" -s stop 2>/dev/null
+	busywait 5000 n1_empty || true
+}
+
+contender_start() {
+	case $1 in
+	quicktwitch) qt_start ;;
+	haproxy) haproxy_start default ;;
+	haproxy-splice) haproxy_start splice ;;
+	nginx) nginx_front_start ;;
+	direct) ;;
+	esac
+}
+contender_stop() {
+	case $1 in
+	quicktwitch) qt_stop ;;
+	haproxy | haproxy-splice) haproxy_stop ;;
+	nginx) nginx_front_stop ;;
+	direct) ;;
+	esac
+	busywait 5000 n1_empty ||
+	    fail "$1: processes left in n1: $(front_affinity)"
+}
+base_url() {
+	if [ "$1" = direct ]; then echo "http://$(addr 2):8080"; else echo "http://$FRONT"; fi
+}
+
+# check_contender NAME: each object, byte for byte, and who served it
+# (quicktwitch: the path's owner; direct: n2; proxies: n2 or n3).  Also
+# the warm-up (ARP, page cache, upstream connections).
+check_contender() {
+	local c=$1 s p want by k url
+	url=$(base_url "$c")
+	for s in $SIZES; do
+		for p in "${PA[$s]}" "${PB[$s]}"; do
+			for k in 1 2; do
+				in_client curl -sS --max-time 30 -D "$TMP/chk.h" -o "$TMP/chk" "$url/$p" 2>>"$TMP/curl.err" ||
+				    fail "$c: $p: curl failed"
+			done
+			cmp -s "$TMP/chk" "$TMP/www/$p" || fail "$c: $p: body differs from the file"
+			by=$(grep -i '^X-Served-By:' "$TMP/chk.h" | tail -n 1 | tr -d '\r' | sed 's/.*n//')
+			case $c in
+			quicktwitch) if [ "$p" = "${PA[$s]}" ]; then want=2; else want=3; fi ;;
+			direct) want=2 ;;
+			*) want=$by; [ "$by" = 2 ] || [ "$by" = 3 ] || want=2or3 ;;
+			esac
+			[ "$by" = "$want" ] || fail "$c: $p served by n$by, want n$want"
+		done
+	done
+}
+
+# --- measurement ------------------------------------------------------------------
+
+cat > "$TMP/wrk.lua" <<'LUA'
+-- Paths from the command line (after "--"), in turn; one result line.
+local paths, i = {}, 0
+function init(args)
+	for _, p in ipairs(args) do paths[#paths + 1] = "/" .. p end
+end
+function request()
+	i = i % #paths + 1
+	return wrk.format(nil, paths[i])
+end
+function done(s, latency, requests)
+	io.write(string.format("WRKRESULT %d %d %d %d %d %d %d %d %d %d\n",
+	    s.requests, s.duration, s.bytes, s.errors.connect, s.errors.read,
+	    s.errors.write, s.errors.status, s.errors.timeout,
+	    latency:percentile(50), latency:percentile(99)))
+end
+LUA
+
+# stats FILE: "median p99" of seconds in FILE, in ms (nearest-rank p99).
+stats() {
+	sort -g "$1" | awk '{v[NR] = $1 * 1000}
+		END {
+			if (NR == 0) { print "nan nan"; exit }
+			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			r = int(0.99 * NR); if (r < 0.99 * NR) r++; if (r < 1) r = 1
+			printf "%.3f %.3f\n", m, v[r] }'
+}
+
+# ttfb C MODE SIZE URL PATH...: TTFB_N sequential requests (one curl
+# process, -w per transfer), the paths in turn; sets T50 T99 TBAD.
+ttfb() {
+	local c=$1 mode=$2 s=$3 url=$4 i
+	shift 4
+	local paths=("$@") hdr=()
+	[ "$mode" = close ] && hdr=(-H 'Connection: close')
+	: > "$TMP/ttfb.cfg"
+	for ((i = 0; i < TTFB_N; i++)); do
+		printf 'url = "%s/%s"\noutput = "/dev/null"\n' "$url" "${paths[$((i % ${#paths[@]}))]}"
+	done >> "$TMP/ttfb.cfg"
+	in_client curl -sS --max-time 120 "${hdr[@]}" -K "$TMP/ttfb.cfg" \
+	    -w '%{http_code} %{size_download} %{time_starttransfer}\n' \
+	    > "$TMP/ttfb.w" 2>>"$TMP/curl.err"
+	TBAD=$(awk -v size="${BYTES[$s]}" -v n="$TTFB_N" -v t="$TMP/ttfb.t" '
+		BEGIN { printf "" > t }
+		$1 == 200 && $2 == size && NF == 3 { print $3 > t; good++; next }
+		{ bad++ }
+		END { print n - good }' "$TMP/ttfb.w")
+	read -r T50 T99 < <(stats "$TMP/ttfb.t")
+}
+
+# wrk_run MODE URL DURATION CONNS PATH...: sets W_REQ W_DUR_US W_ERR W_L50 W_L99
+# (latency in ms), the CPU deltas D0 (CPU 0) DM (all) in ticks, DP
+# (front processes) in ns, and FGN, foreign work during the run in % of
+# one CPU.
+wrk_run() {
+	local mode=$1 url=$2 dur=$3 conns=$4 z0 m0 z1 m1 p0 p1 f0 f1 line
+	shift 4
+	local hdr=()
+	[ "$mode" = close ] && hdr=(-H 'Connection: close')
+	f0=$(foreign_ticks)
+	p0=$(front_proc_ns)
+	read -r z0 m0 < <(cpu_snap)
+	in_client wrk -t1 -c "$conns" -d "${dur}s" --timeout 10s -s "$TMP/wrk.lua" \
+	    "${hdr[@]}" "$url/" -- "$@" > "$TMP/wrk.out" 2>&1
+	read -r z1 m1 < <(cpu_snap)
+	p1=$(front_proc_ns)
+	f1=$(foreign_ticks)
+	D0=$((z1 - z0)) DM=$((m1 - m0)) DP=$((p1 - p0))
+	FGN=$(awk -v d=$((f1 - f0)) -v t="$dur" -v hz="$HZ" 'BEGIN {if (d < 0) d = 0; printf "%.0f", d * 100 / hz / t}')
+	line=$(grep '^WRKRESULT' "$TMP/wrk.out" | tail -n 1)
+	if [ -z "$line" ]; then
+		echo "# wrk gave no result:"; sed 's/^/#   /' "$TMP/wrk.out" | head -n 5
+		W_REQ=0 W_DUR_US=1 W_ERR=0 W_L50=nan W_L99=nan
+		return
+	fi
+	# shellcheck disable=SC2086
+	set -- $line
+	W_REQ=$2 W_DUR_US=$3 W_ERR=$(($5 + $6 + $7 + $8 + $9))
+	W_L50=$(awk -v v="${10}" 'BEGIN {printf "%.3f", v / 1000}')
+	W_L99=$(awk -v v="${11}" 'BEGIN {printf "%.3f", v / 1000}')
+}
+
+# bg_sample: before a cell, wait (at most CELL_QUIET s) until CPU 0 is
+# under 5% busy over half a second; BG0 and BGA are the last half
+# second's busy share of CPU 0 and of all CPUs, in percent.
+bg_sample() {
+	local z0 m0 z1 m1 t0
+	t0=$(date +%s)
+	while true; do
+		read -r z0 m0 < <(cpu_snap)
+		sleep 0.5
+		read -r z1 m1 < <(cpu_snap)
+		[ $(((z1 - z0) * 200)) -lt $((HZ * 5)) ] && break
+		[ $(($(date +%s) - t0)) -ge "$CELL_QUIET" ] && break
+	done
+	BG0=$(awk -v d=$((z1 - z0)) -v hz="$HZ" 'BEGIN {printf "%.0f", d * 200 / hz}')
+	BGA=$(awk -v d=$((m1 - m0)) -v hz="$HZ" -v c="$NPROC" 'BEGIN {printf "%.0f", d * 200 / hz / c}')
+}
+
+# Foreign work: CPU time (clock ticks) of the processes that are not ours
+# (this script's descendants, anything in our namespaces), with their
+# reaped children's (cutime, cstime), and of kernel threads but
+# ksoftirqd (which does our packet work): other sessions' programs,
+# compilers, namespace clean-up in kworkers.  A process that exits and is
+# reaped by a process that also exits between two readings is lost: the
+# difference is a lower bound of what else ran.
+cat > "$TMP/foreign.py" <<'PY'
+import os, sys
+root = int(sys.argv[1])
+ours_ns = {int(x) for x in sys.argv[2:]}
+procs = {}
+for d in os.listdir('/proc'):
+    if not d.isdigit():
+        continue
+    try:
+        st = open('/proc/%s/stat' % d).read()
+    except OSError:
+        continue
+    comm = st[st.index('(') + 1:st.rfind(')')]
+    f = st[st.rfind(')') + 2:].split()
+    procs[int(d)] = (int(f[1]), comm, sum(int(x) for x in f[11:15]))
+kids = {}
+for p, (pp, _, _) in procs.items():
+    kids.setdefault(pp, []).append(p)
+ours, todo = set(), [root]
+while todo:
+    p = todo.pop()
+    ours.add(p)
+    todo.extend(kids.get(p, []))
+total = 0
+for p, (_, comm, ticks) in procs.items():
+    if p in ours or comm.startswith('ksoftirqd/'):
+        continue
+    try:
+        if os.stat('/proc/%d/ns/net' % p).st_ino in ours_ns:
+            continue
+    except OSError:
+        continue
+    total += ticks
+print(total)
+PY
+PY3=python3
+[ -x /usr/bin/python3 ] && PY3="/usr/bin/python3 -S"
+foreign_ticks() {
+	# shellcheck disable=SC2086
+	$PY3 "$TMP/foreign.py" $$ "${NS_INODES[@]}" 2>/dev/null || echo 0
+}
+
+# us_per TICKS_OR_NS UNIT REQUESTS
+us_per() { awk -v d="$1" -v u="$2" -v n="$3" -v hz="$HZ" 'BEGIN {
+	if (n <= 0) { print "nan"; exit }
+	us = (u == "ticks") ? d * 1e6 / hz / n : d / 1e3 / n
+	printf "%.1f\n", us }'; }
+
+# qt_counter NODE NAME: a counter from qtctl stats --json.
+qt_counter() {
+	in_node "$1" "$QTCTL" -s "$TMP/n$1.sock" stats --json 2>/dev/null |
+	    python3 -c 'import json,sys
+d = json.load(sys.stdin); k = sys.argv[1]
+print(d["counters"].get(k, d["flows"].get(k, d.get(k, 0))))' "$2" 2>/dev/null || echo "?"
+}
+
+declare -A R_RPS R_T50 R_T99 R_FCPU R_MCPU R_FPROC R_ERR R_REQ R_BG0 R_BGA R_L50 R_L99 R_TBAD R_FGN
+declare -A SPLICE_CHECK AFF
+
+# splice_check C: strace -c -f on haproxy over 1.5 s of a 1 MB keep-alive
+# run: how many splice() calls, against recvfrom/sendto.
+splice_check() {
+	local c=$1 s pid f spl rcv snd
+	s=1m
+	case " $SIZES " in *" 1m "*) ;; *) s=${SIZES##* } ;; esac
+	pid=$(cat "$TMP/haproxy.pid")
+	in_client wrk -t1 -c 8 -d 3s -s "$TMP/wrk.lua" "http://$FRONT/" -- "${PA[$s]}" "${PB[$s]}" >/dev/null 2>&1 &
+	local wpid=$!
+	sleep 0.7
+	f=$TMP/strace-$c.txt
+	timeout -s INT 1.5 strace -c -f -q -p "$pid" -o "$f" >/dev/null 2>&1
+	wait "$wpid"
+	spl=$(awk '$NF == "splice" {print $4}' "$f" 2>/dev/null)
+	rcv=$(awk '$NF == "recvfrom" {print $4}' "$f" 2>/dev/null)
+	snd=$(awk '$NF == "sendto" {print $4}' "$f" 2>/dev/null)
+	SPLICE_CHECK[$c]="$c: splice ${spl:-0} calls, recvfrom ${rcv:-0}, sendto ${snd:-0} (strace -c -f -p, 1.5 s of $s keep-alive)"
+	echo "# strace check: ${SPLICE_CHECK[$c]}"
+}
+
+start=$(date +%s)
+echo "# cells: contenders [$CONTENDERS], modes [$MODES], sizes [$SIZES]; wrk $DURATION s x $CONNS connections, TTFB over $TTFB_N requests"
+QUIET_NOTES=()
+for c in $CONTENDERS; do
+	contender_start "$c"
+	check_contender "$c"
+	AFF[$c]=""
+	[ "$c" = direct ] || AFF[$c]=$(front_affinity)
+	case $c in haproxy | haproxy-splice) splice_check "$c" ;; esac
+	if quiesce; then q="idle"; else q="NOT idle after ${QUIET_MAX}s"; fi
+	QUIET_NOTES+=("$c: machine $q before measuring (${IDLE_PCT}% of all cores busy); front: ${AFF[$c]:-none}")
+	echo "# $c: machine $q (${IDLE_PCT}% busy); front processes and CPUs: ${AFF[$c]:-none}"
+	url=$(base_url "$c")
+	for mode in $MODES; do
+		for s in $SIZES; do
+			k="$c|$mode|$s"
+			# Measured again (RETRY times at most) while other work
+			# ran during the run; the quietest run is kept.
+			for ((att = 0; att <= RETRY; att++)); do
+				bg_sample
+				if [ "$c" = quicktwitch ]; then
+					ho0=$(qt_counter 1 handed_off); tb0=$(qt_counter 1 taken_back)
+				fi
+				wrk_run "$mode" "$url" "$DURATION" "$CONNS" "${PA[$s]}" "${PB[$s]}"
+				if [ "$att" = 0 ] || [ "$FGN" -lt "${R_FGN[$k]}" ]; then
+					R_REQ[$k]=$W_REQ R_ERR[$k]=$W_ERR R_L50[$k]=$W_L50 R_L99[$k]=$W_L99
+					R_BG0[$k]=$BG0 R_BGA[$k]=$BGA R_FGN[$k]=$FGN
+					R_RPS[$k]=$(awk -v r="$W_REQ" -v d="$W_DUR_US" 'BEGIN {printf "%.0f", r * 1e6 / d}')
+					R_FCPU[$k]=$(us_per "$D0" ticks "$W_REQ")
+					R_MCPU[$k]=$(us_per "$DM" ticks "$W_REQ")
+					R_FPROC[$k]=$(us_per "$DP" ns "$W_REQ")
+					extra=""
+					if [ "$c" = quicktwitch ]; then
+						ho1=$(qt_counter 1 handed_off); tb1=$(qt_counter 1 taken_back)
+						extra=" hand-offs $((ho1 - ho0)), taken back $((tb1 - tb0))"
+					fi
+				fi
+				[ "$FGN" -le "$NOISY" ] && break
+				[ "$att" -lt "$RETRY" ] &&
+				    echo "# $c $mode $s: other work took $FGN% of a CPU during the run: again"
+			done
+			ttfb "$c" "$mode" "$s" "$url" "${PA[$s]}" "${PB[$s]}"
+			R_T50[$k]=$T50 R_T99[$k]=$T99 R_TBAD[$k]=$TBAD
+			echo "# [$(front_affinity)] $c $mode $s: ${R_RPS[$k]} req/s, front ${R_FCPU[$k]} us/req (procs ${R_FPROC[$k]}), machine ${R_MCPU[$k]} us/req, ttfb $T50/$T99 ms, errors ${R_ERR[$k]}+$TBAD, bg cpu0 ${R_BG0[$k]}%, foreign ${R_FGN[$k]}%$extra"
+		done
+	done
+	contender_stop "$c"
+done
+elapsed=$(($(date +%s) - start))
+
+# --- flow-table scaling ----------------------------------------------------------
+
+declare -A F_LIVE F_HELD F_LOST F_IDLE F_IDLEP F_RPS F_FCPU F_FPROC F_MCPU F_T50 F_T99 F_ERR F_BG0 F_FGN F_WERR
+FLOW_LEVELS=$(for f in $FLOWS; do echo "$f"; done | sort -n | uniq | tr '\n' ' ')
+FLOW_NOTE=""
+fs=${SIZES%% *}
+if [ -n "$FLOW_LEVELS" ]; then
+	fstart=$(date +%s)
+	# A back holds one descriptor per flow with the built-in responder,
+	# six with the relay to nginx (socket, upstream, two pipes): with at
+	# most $FDMAX per process, the held flows are served by the built-in
+	# responder of three backs, n2, n3 and n4.
+	qt_configs builtin
+	qt_start
+	check_contender quicktwitch
+	PC=$(name_owned_by 4 "b$fs-c") || fail "no path owned by n4"
+	make_file "$PC" "${BYTES[$fs]}"
+	HOLD_MAX=$((FDMAX - 1000))
+	srcs=()
+	for i in $(seq 101 120); do
+		in_client ip addr add "198.18.0.$i/24" dev eth0 || fail "cannot add client address"
+		srcs+=("198.18.0.$i")
+	done
+	held=0
+	hk=0
+	HPIDS=()
+	for L in $FLOW_LEVELS; do
+		need=$((L - held))
+		while [ "$need" -gt 0 ]; do
+			n=$need
+			[ "$n" -gt "$HOLD_MAX" ] && n=$HOLD_MAX
+			need=$((need - n))
+			hk=$((hk + 1))
+			rm -f "$TMP/hold$hk.status"
+			in_client python3 "$REPO/bench/holdconns.py" "$FRONT" 80 "$n" \
+			    "$TMP/hold$hk.status" "/${PA[$fs]},/${PB[$fs]},/$PC" "${srcs[@]}" \
+			    > "$TMP/hold$hk.out" 2>&1 &
+			HPIDS+=($!)
+			t0=$(date +%s)
+			while [ ! -s "$TMP/hold$hk.status" ] && kill -0 "${HPIDS[-1]}" 2>/dev/null &&
+			    [ $(($(date +%s) - t0)) -lt $((n / 100 + 120)) ]; do
+				sleep 1
+			done
+			if [ -s "$TMP/hold$hk.status" ]; then
+				read -r ok bad secs _ < "$TMP/hold$hk.status"
+				held=$((held + ok))
+				echo "# holder $hk: $ok connections handed off and held, $bad failed, in $secs s"
+			else
+				echo "# holder $hk gave no status:"; tail -n 5 "$TMP/hold$hk.out" | sed 's/^/#   /'
+				FLOW_NOTE="$FLOW_NOTE holder $hk failed;"
+			fi
+		done
+		sleep 2
+		F_HELD[$L]=$held
+		F_LIVE[$L]=$(qt_counter 1 handed-off)
+		# Idle cost of the table: CPU 0 and the daemon over DURATION s.
+		p0=$(front_proc_ns)
+		read -r z0 _ < <(cpu_snap)
+		sleep "$DURATION"
+		read -r z1 _ < <(cpu_snap)
+		p1=$(front_proc_ns)
+		F_IDLE[$L]=$(awk -v d=$((z1 - z0)) -v hz="$HZ" -v t="$DURATION" 'BEGIN {printf "%.1f", d * 100 / hz / t}')
+		F_IDLEP[$L]=$(awk -v d=$((p1 - p0)) -v t="$DURATION" 'BEGIN {printf "%.1f", d / 1e7 / t}')
+		for ((att = 0; att <= RETRY; att++)); do
+			bg_sample
+			wrk_run close "http://$FRONT" "$DURATION" "$CONNS" "${PA[$fs]}" "${PB[$fs]}"
+			if [ "$att" = 0 ] || [ "$FGN" -lt "${F_FGN[$L]}" ]; then
+				F_BG0[$L]=$BG0 F_FGN[$L]=$FGN F_WERR[$L]=$W_ERR
+				F_RPS[$L]=$(awk -v r="$W_REQ" -v d="$W_DUR_US" 'BEGIN {printf "%.0f", r * 1e6 / d}')
+				F_FCPU[$L]=$(us_per "$D0" ticks "$W_REQ")
+				F_MCPU[$L]=$(us_per "$DM" ticks "$W_REQ")
+				F_FPROC[$L]=$(us_per "$DP" ns "$W_REQ")
+			fi
+			[ "$FGN" -le "$NOISY" ] && break
+			[ "$att" -lt "$RETRY" ] &&
+			    echo "# flows $L: other work took $FGN% of a CPU during the run: again"
+		done
+		ttfb quicktwitch close "$fs" "http://$FRONT" "${PA[$fs]}" "${PB[$fs]}"
+		F_T50[$L]=$T50 F_T99[$L]=$T99 F_ERR[$L]=$((F_WERR[$L] + TBAD))
+		lost=0
+		for ((j = 1; j <= hk; j++)); do
+			[ -s "$TMP/hold$j.status" ] && lost=$((lost + $(awk '{print $4 + 0}' "$TMP/hold$j.status")))
+		done
+		F_LOST[$L]=$lost
+		echo "# flows $L: live ${F_LIVE[$L]}, idle cpu0 ${F_IDLE[$L]}%, ${F_RPS[$L]} hand-offs/s, front ${F_FCPU[$L]} us/hand-off, ttfb $T50/$T99 ms"
+	done
+	for p in "${HPIDS[@]}"; do kill "$p" 2>/dev/null; done
+	felapsed=$(($(date +%s) - fstart))
+fi
+
+# --- report ----------------------------------------------------------------------
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {
+	if (a == "nan" || b == "nan" || b + 0 == 0 || a == "") print "-"; else printf "%.2f\n", a / b }'; }
+
+echo
+echo "== quicktwitch against HAProxy, nginx and direct service"
+echo "machine: $NPROC cores, $(uname -sr), $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo)"
+echo "versions: $(haproxy -v | awk 'NR == 1 {print "haproxy " $3}'), $(nginx -v 2>&1 | sed 's/.*\///; s/^/nginx /'), wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null), curl $(curl --version | awk 'NR == 1 {print $2}'), quicktwitch tree $(git -C "$REPO" describe --always --dirty 2>/dev/null), binaries from $QT_BUILD"
+echo "pinning: front (n1) on CPU 0, everything else on CPU 1; rps_cpus$RPS"
+echo "wrk -t1 -c $CONNS -d ${DURATION}s per cell; TTFB: curl time_starttransfer over $TTFB_N sequential requests per cell"
+echo "paths (A owned by n2, B by n3, requested in turn):$(for s in $SIZES; do printf ' %s=%s,%s' "$s" "${PA[$s]}" "${PB[$s]}"; done)"
+for n in "${QUIET_NOTES[@]}"; do echo "$n"; done
+for c in haproxy haproxy-splice; do
+	[ -n "${SPLICE_CHECK[$c]:-}" ] && echo "strace check: ${SPLICE_CHECK[$c]}"
+done
+echo "measured in ${elapsed}s"
+echo
+
+cols="mode,size,bytes,contender,requests,errors,req_per_s,ttfb_median_ms,ttfb_p99_ms,front_cpu_us_per_req,machine_cpu_us_per_req,front_proc_us_per_req,x_req_per_s,x_ttfb_median,x_ttfb_p99,x_front_cpu,x_machine_cpu,wrk_latency_p50_ms,wrk_latency_p99_ms,ttfb_requests,ttfb_bad,bg_cpu0_pct,bg_all_pct,foreign_pct,duration_s,conns,nproc,kernel"
+echo "$cols" > "$OUT"
+
+fmt='%-9s %-5s %-14s %8s %5s %7s %5s %7s %5s %8s %6s %8s %5s %7s %4s %4s %4s\n'
+printf "$fmt" mode size contender "req/s" x "ttfb50" x "ttfb99" x front x machine x fproc err bg0 fgn
+printf "$fmt" "" "" "" "" "" ms "" ms "" "us/req" "" "us/req" "" "us/req" "" "%" "%"
+for mode in $MODES; do
+	for s in $SIZES; do
+		q="quicktwitch|$mode|$s"
+		for c in $CONTENDERS; do
+			k="$c|$mode|$s"
+			xr=$(ratio "${R_RPS[$k]}" "${R_RPS[$q]}")
+			x5=$(ratio "${R_T50[$k]}" "${R_T50[$q]}")
+			x9=$(ratio "${R_T99[$k]}" "${R_T99[$q]}")
+			xf=$(ratio "${R_FCPU[$k]}" "${R_FCPU[$q]}")
+			xm=$(ratio "${R_MCPU[$k]}" "${R_MCPU[$q]}")
+			err=$((R_ERR[$k] + R_TBAD[$k]))
+			printf "$fmt" "$mode" "$s" "$c" "${R_RPS[$k]}" "$xr" "${R_T50[$k]}" "$x5" \
+			    "${R_T99[$k]}" "$x9" "${R_FCPU[$k]}" "$xf" "${R_MCPU[$k]}" "$xm" \
+			    "${R_FPROC[$k]}" "$err" "${R_BG0[$k]}" "${R_FGN[$k]}"
+			echo "$mode,$s,${BYTES[$s]},$c,${R_REQ[$k]},${R_ERR[$k]},${R_RPS[$k]},${R_T50[$k]},${R_T99[$k]},${R_FCPU[$k]},${R_MCPU[$k]},${R_FPROC[$k]},$xr,$x5,$x9,$xf,$xm,${R_L50[$k]},${R_L99[$k]},$TTFB_N,${R_TBAD[$k]},${R_BG0[$k]},${R_BGA[$k]},${R_FGN[$k]},$DURATION,$CONNS,$NPROC,$(uname -r)" >> "$OUT"
+		done
+	done
+	echo
+done
+
+echo "x        this contender's figure / quicktwitch's, same mode and size."
+echo "req/s    wrk -t1 -c $CONNS, completed requests over the run."
+echo "ttfb     curl's time_starttransfer (keep-alive: on one reused connection,"
+echo "         so the first includes the connect; close: connect + request +"
+echo "         first byte, a hand-off for quicktwitch), median and p99, ms."
+echo "front    CPU 0 (the front's core: its processes and, by RPS, its packet"
+echo "         work), user+nice+system+irq+softirq from /proc/stat over the"
+echo "         wrk run, per request, us. Direct has no front: its figure is"
+echo "         whatever else ran on CPU 0, the noise floor."
+echo "machine  all cores, the same counters, per request, us: the front, the"
+echo "         backs, wrk and anything else running on the machine."
+echo "fproc    the front's processes only (schedstat of every task in n1),"
+echo "         per request, us: not touched by other work on CPU 0, but"
+echo "         without the packet work softirqs do outside them."
+echo "err      wrk errors (connect, read, write, status, timeout) plus curl"
+echo "         transfers with a wrong status or size."
+echo "bg0      CPU 0 busy over the half second before the cell (after waiting"
+echo "         up to $CELL_QUIET s for it to be under 5%), %."
+echo "fgn      CPU time of other programs on the machine (not this script's,"
+echo "         with kernel threads but ksoftirqd) during the run, % of one"
+echo "         CPU, a lower bound: it lands in front (when on CPU 0) and"
+echo "         machine. Trust rows where it is near 0; fproc is immune to it."
+echo "         A run with fgn over $NOISY% was made again (up to $RETRY times), the"
+echo "         quietest kept."
+
+if [ -n "$FLOW_LEVELS" ]; then
+	echo
+	echo "== flow-table scaling: hand-offs (Connection: close, $fs) with live handed-off flows held open"
+	echo "held from 20 client addresses (198.18.0.101-120), one keep-alive request each, then idle; measured in ${felapsed}s.${FLOW_NOTE:+ NOTE:$FLOW_NOTE}"
+	echo "flows,held,live_on_front,lost,idle_cpu0_pct,idle_front_proc_pct,handoffs_per_s,front_cpu_us_per_handoff,front_proc_us_per_handoff,machine_cpu_us_per_handoff,ttfb_median_ms,ttfb_p99_ms,errors,bg_cpu0_pct,foreign_pct,x_front_cpu,x_ttfb_median" > "$OUT_FLOWS"
+	ffmt='%7s %7s %7s %5s %6s %6s %8s %8s %5s %8s %8s %7s %5s %7s %5s %4s %4s\n'
+	printf "$ffmt" flows held live lost idle0 idlep "hoff/s" front x fproc machine ttfb50 x ttfb99 err bg0 fgn
+	printf "$ffmt" "" "" "" "" "%" "%" "" "us" "" us us ms "" ms "" "%" "%"
+	first=${FLOW_LEVELS%% *}
+	for L in $FLOW_LEVELS; do
+		xf=$(ratio "${F_FCPU[$L]}" "${F_FCPU[$first]}")
+		xt=$(ratio "${F_T50[$L]}" "${F_T50[$first]}")
+		printf "$ffmt" "$L" "${F_HELD[$L]}" "${F_LIVE[$L]}" "${F_LOST[$L]}" "${F_IDLE[$L]}" "${F_IDLEP[$L]}" \
+		    "${F_RPS[$L]}" "${F_FCPU[$L]}" "$xf" "${F_FPROC[$L]}" "${F_MCPU[$L]}" "${F_T50[$L]}" "$xt" \
+		    "${F_T99[$L]}" "${F_ERR[$L]}" "${F_BG0[$L]}" "${F_FGN[$L]}"
+		echo "$L,${F_HELD[$L]},${F_LIVE[$L]},${F_LOST[$L]},${F_IDLE[$L]},${F_IDLEP[$L]},${F_RPS[$L]},${F_FCPU[$L]},${F_FPROC[$L]},${F_MCPU[$L]},${F_T50[$L]},${F_T99[$L]},${F_ERR[$L]},${F_BG0[$L]},${F_FGN[$L]},$xf,$xt" >> "$OUT_FLOWS"
+	done
+	echo
+	echo "held     connections the holder opened, got a response on, and holds idle."
+	echo "live     handed-off flows in n1's table (qtctl stats) before measuring."
+	echo "lost     held connections the server closed since they were opened."
+	echo "idle0    CPU 0 busy over $DURATION idle s with the flows held, %;"
+	echo "idlep    the front daemon's own share of it (schedstat), %."
+	echo "hoff/s   wrk -c $CONNS, Connection: close, $DURATION s: every request a hand-off."
+	echo "front    CPU 0 per hand-off, us; x: against the first row."
+	echo "fproc    the front daemon's own CPU per hand-off, us."
+	echo "ttfb     curl time_starttransfer of $TTFB_N sequential Connection: close"
+	echo "         requests through n1 (connect + hand-off + first byte), ms."
+	echo "bg0, fgn as above. Backs: the daemons' built-in responder on n2, n3, n4."
+fi
+
+# --- CSV done; the plot ------------------------------------------------------------
+
+if command -v gnuplot >/dev/null; then
+	for mode in $MODES; do
+		for c in $CONTENDERS; do
+			[ "$c" = direct ] && continue
+			awk -F, -v m="$mode" -v c="$c" '$1 == m && $4 == c && $10 + 0 > 0 {print $3, $10}' "$OUT" > "$TMP/plot-$mode-$c.dat"
+		done
+	done
+	{
+		echo "set terminal pngcairo size 1200,520 font ',10'"
+		echo "set output '$PLOT'"
+		echo "set logscale xy"
+		echo "set grid"
+		echo "set key top left"
+		echo "set xtics ('1 KB' 1024, '64 KB' 65536, '1 MB' 1048576, '10 MB' 10485760)"
+		echo "set xrange [700:15000000]"
+		echo "set xlabel 'body size'"
+		echo "set ylabel 'front core CPU per request (us)'"
+		echo "set multiplot layout 1,$(echo "$MODES" | wc -w) title 'Front CPU per request ($NPROC cores, front pinned to CPU 0 with RPS; $(date -u +%Y-%m-%d))'"
+		for mode in $MODES; do
+			if [ "$mode" = close ]; then echo "set title 'Connection: close'"; else echo "set title 'keep-alive'"; fi
+			line="plot"
+			sep=" "
+			for c in $CONTENDERS; do
+				[ "$c" = direct ] && continue
+				line="$line$sep'$TMP/plot-$mode-$c.dat' using 1:2 with linespoints lw 2 pt 7 title '$c'"
+				sep=", "
+			done
+			echo "$line"
+		done
+		echo "unset multiplot"
+	} > "$TMP/plot.gp"
+	if gnuplot "$TMP/plot.gp" 2>"$TMP/gnuplot.err"; then
+		echo
+		echo "CSV: $OUT${FLOW_LEVELS:+, flows: $OUT_FLOWS}; plot: $PLOT"
+	else
+		echo
+		echo "CSV: $OUT${FLOW_LEVELS:+, flows: $OUT_FLOWS}; gnuplot failed: $(head -n 3 "$TMP/gnuplot.err")"
+	fi
+else
+	echo
+	echo "CSV: $OUT${FLOW_LEVELS:+, flows: $OUT_FLOWS}; no plot (gnuplot not installed: apt-get install gnuplot-nox)"
+fi
+
+# Warnings of the daemons, for the record: how many, and the commonest
+# (numbers blanked).
+for n in "${NODES[@]}"; do
+	re=': (warning|error|crit|alert|emerg): '
+	warn=$(grep -cE "$re" "$TMP/n$n.log" 2>/dev/null)
+	echo "n$n daemon: ${warn:-0} warning/error log lines"
+	[ "${warn:-0}" = 0 ] && continue
+	grep -E "$re" "$TMP/n$n.log" | sed 's/^[^:]*: //; s/[0-9][0-9.:]*/N/g' |
+	    sort | uniq -c | sort -rn | head -n 3 | sed 's/^ */#   /'
+done
+errs=$(grep -c . "$TMP/curl.err" 2>/dev/null)
+[ "${errs:-0}" = 0 ] || { echo "curl errors ($errs lines), first ones:"; head -n 5 "$TMP/curl.err"; }
+exit 0
