@@ -260,6 +260,21 @@ flow_reap(void)
 }
 
 /*
+ * The peer never finished the close: the client vanished, or cannot be
+ * reached.  Our socket would linger for minutes in the kernel with its
+ * unsent bytes, holding the tuple a later hand-off may need: reset it.
+ */
+static void
+flow_abort(struct flow *f, const char *why)
+{
+	struct linger l = { .l_onoff = 1, .l_linger = 0 };
+
+	if (f->f_fd != -1 && !f->f_frozen)
+		(void)setsockopt(f->f_fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	flow_close(f, why);
+}
+
+/*
  * Closing a connection without losing the peer's last bytes or provoking
  * an RST: send our FIN, read and discard until the peer's FIN.  A back
  * waits further until the kernel's socket is fully closed (the client's
@@ -289,7 +304,7 @@ closing_poll(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	if ((ev_now(qtd->loop) - f->f_tclose) * 1000 >
 	    qtd->cf->c_close_wait) {
-		flow_close(f, "close-wait expired");
+		flow_abort(f, "close-wait expired");
 		return;
 	}
 	ev_timer_again(qtd->loop, &f->f_timer);
@@ -335,7 +350,7 @@ closing_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	flow_close(f, "close-wait expired");
+	flow_abort(f, "close-wait expired");
 }
 
 void

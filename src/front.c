@@ -85,9 +85,13 @@ take_back(struct flow *f, enum tb_reason reason, const char *why)
 	f->f_state = FS_TAKEN_BACK;
 	qtd->st.st_taken_back++;
 	if (qtd->cf->c_nodes[f->f_peer].n_mode == NM_HANDOFF_PROXY) {
-		flow_log(f, LOG_L_WARN, "taken-back", "hand-off to %s failed "
+		flow_log(f, LOG_L_DEBUG, "taken-back", "hand-off to %s failed "
 		    "(%s): proxying to it", qtd->cf->c_nodes[f->f_peer].n_name,
 		    why);
+		/* The same text for every flow, so a storm of them is
+		 * logged with a count, not line by line. */
+		log_warn("hand-offs to %s fail (%s): proxying to it",
+		    qtd->cf->c_nodes[f->f_peer].n_name, why);
 		if (reason == TB_TIMEOUT)
 			qtd->st.st_tb_timeout++;
 		else if (reason == TB_REFUSED)
@@ -103,8 +107,10 @@ take_back(struct flow *f, enum tb_reason reason, const char *why)
 		qtd->st.st_tb_refused++;
 	else
 		qtd->st.st_tb_error++;
-	flow_log(f, LOG_L_WARN, "taken-back", "hand-off to %s failed (%s): "
+	flow_log(f, LOG_L_DEBUG, "taken-back", "hand-off to %s failed (%s): "
 	    "serving it here", qtd->cf->c_nodes[f->f_peer].n_name, why);
+	log_warn("hand-offs to %s fail (%s): serving them here",
+	    qtd->cf->c_nodes[f->f_peer].n_name, why);
 	serve_start(f);
 }
 
@@ -576,6 +582,13 @@ fin_pkt(const struct cap_pkt *p, void *arg)
 
 	(void)arg;
 	if ((p->p_flags & (TH_SYN | TH_ACK)) == TH_SYN) {
+		/* The capture may lag the loop: this can be the SYN of the
+		 * very connection we have since handed off (same ISN), which
+		 * is no reuse at all. */
+		f = flow_by_tuple(0, p->p_src, htons(p->p_sport),
+		    htons(p->p_dport));
+		if (f && f->f_isn == p->p_seq && f->f_state != FS_GRACE)
+			return;
 		front_reused(p->p_src, htons(p->p_sport), htons(p->p_dport));
 		return;
 	}

@@ -64,7 +64,7 @@ nginx_start 2 "$(addr 2):80"
 fetch 1 "${p2[1]}" "$TMP/o" || fail "take-back then proxy failed"
 cmp -s "$TMP/o" "$TMP/www/${p2[1]}" || fail "body differs after take-back"
 [ "$(served_by "$TMP/o.h")" = 2 ] || fail "not served by n2's nginx"
-grep -q "failed (no confirmation): proxying to it" "$TMP/n1.log" || fail "no take-back to proxy logged"
+grep -q "hand-offs to n2 fail (no confirmation): proxying to it" "$TMP/n1.log" || fail "no take-back to proxy logged"
 pass "n2's daemon gone: the failed hand-off was taken back and proxied to n2's nginx"
 busywait 6000 grep -q 'node n2 .* is down' "$TMP/n1.log" || fail "n2 never seen down"
 t0=$(date +%s%3N)

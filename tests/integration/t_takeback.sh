@@ -29,7 +29,7 @@ check_takeback() {
 
 stop_node 3
 check_takeback "back daemon stopped"
-grep -q 'taken-back' "$TMP/n1.log" || fail "no taken-back log line"
+grep -q 'hand-offs to n3 fail (no confirmation): serving them here' "$TMP/n1.log" || fail "no take-back log line"
 
 start_node 3
 fetch 1 "$f" "$TMP/out" || fail "curl failed after restart"
