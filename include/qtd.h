@@ -192,6 +192,7 @@ void		 flow_tuple_add(struct flow *);
 struct flow	*flow_by_tuple(int back, uint32_t cip, uint16_t cport,
 		    uint16_t lport);
 int		 flow_buf_reserve(struct flow *, size_t more);
+ssize_t		 flow_read(struct flow *);
 void		 flow_reap(void);
 void		 flow_note_request(struct flow *, const struct http_req *);
 const char	*flow_state_name(enum flow_state);

@@ -144,6 +144,23 @@ flow_by_token(int back, const uint8_t token[QT_TOKEN_LEN])
 	return NULL;
 }
 
+/* Appends what the socket holds to f_buf: bytes read, 0 at the peer's
+ * end, -1 with errno (EAGAIN: nothing yet; ENOMEM: no buffer). */
+ssize_t
+flow_read(struct flow *f)
+{
+	ssize_t n;
+
+	if (flow_buf_reserve(f, 4096) == -1) {
+		errno = ENOMEM;
+		return -1;
+	}
+	n = recv(f->f_fd, f->f_buf + f->f_blen, f->f_bcap - f->f_blen, 0);
+	if (n > 0)
+		f->f_blen += (size_t)n;
+	return n;
+}
+
 int
 flow_buf_reserve(struct flow *f, size_t more)
 {

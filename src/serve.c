@@ -111,16 +111,11 @@ serve_read(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (flow_buf_reserve(f, 4096) == -1) {
-		flow_close(f, "out of memory");
-		return;
-	}
-	n = recv(f->f_fd, f->f_buf + f->f_blen, f->f_bcap - f->f_blen, 0);
-	if (n == -1) {
+	if ((n = flow_read(f)) == -1) {
 		if (errno == EAGAIN || errno == EINTR)
 			return;
 		flow_close(f, errno == ECONNRESET ? "client reset" :
-		    "read error");
+		    errno == ENOMEM ? "out of memory" : "read error");
 		return;
 	}
 	if (n == 0) {
@@ -128,7 +123,6 @@ serve_read(struct ev_loop *loop, ev_io *w, int revents)
 		    "client closed");
 		return;
 	}
-	f->f_blen += (size_t)n;
 	serve_next(f);
 }
 

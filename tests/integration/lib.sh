@@ -242,3 +242,34 @@ nothing_left() {
 	[ "$entries" = 0 ] || { log "node $n: $entries conntrack entries left"; return 1; }
 	return 0
 }
+
+# nginx_start N LISTEN: nginx in node N's namespace serving $TMP/www with
+# an X-Served-By header, its files under $TMP/nginx-nN.
+nginx_start() {
+	local n=$1 listen=$2 d=$TMP/nginx-n$1
+	mkdir -p "$d"
+	cat > "$d/nginx.conf" <<CONF
+daemon on;
+user root root;
+pid $d/pid;
+error_log $d/error.log;
+events { worker_connections 256; }
+http {
+	access_log $d/access.log;
+	client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d;
+	uwsgi_temp_path $d; scgi_temp_path $d;
+	sendfile on;
+	keepalive_requests 10000;
+	server {
+		listen $listen;
+		root $TMP/www;
+		add_header X-Served-By n$n;
+	}
+}
+CONF
+	in_node "$n" nginx -c "$d/nginx.conf" -p "$d" || fail "nginx on n$n did not start"
+}
+
+nginx_stop() {
+	in_node "$1" nginx -c "$TMP/nginx-n$1/nginx.conf" -p "$TMP/nginx-n$1" -s quit
+}

@@ -12,32 +12,6 @@ command -v nginx >/dev/null || fail "nginx is not installed (scripts/deps.sh ins
 QTCTL=$QT_BUILD/qtctl
 make_cluster 3
 
-# nginx_start N LISTEN: nginx in node N's namespace, its own files in TMP.
-nginx_start() {
-	local n=$1 listen=$2 d=$TMP/nginx-n$1
-	mkdir -p "$d"
-	cat > "$d/nginx.conf" <<CONF
-daemon on;
-user root root;
-pid $d/pid;
-error_log $d/error.log;
-events { worker_connections 256; }
-http {
-	access_log $d/access.log;
-	client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d;
-	uwsgi_temp_path $d; scgi_temp_path $d;
-	sendfile on;
-	keepalive_requests 10000;
-	server {
-		listen $listen;
-		root $TMP/www;
-		add_header X-Served-By n$n;
-	}
-}
-CONF
-	in_node "$n" nginx -c "$d/nginx.conf" -p "$d" || fail "nginx on n$n did not start"
-}
-nginx_stop() { in_node "$1" nginx -c "$TMP/nginx-n$1/nginx.conf" -p "$TMP/nginx-n$1" -s quit; }
 served_by_nginx() { grep -i '^X-Served-By:' "$1" | tail -n 1 | tr -d '\r' | sed 's/.*n//'; }
 
 for i in 1 2 3; do

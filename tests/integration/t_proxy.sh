@@ -10,24 +10,6 @@ require_root
 command -v nginx >/dev/null || fail "nginx is not installed (scripts/deps.sh installs it)"
 QTCTL=$QT_BUILD/qtctl
 make_cluster 3
-nginx_start() {
-	local n=$1 listen=$2 d=$TMP/nginx-n$1
-	mkdir -p "$d"
-	cat > "$d/nginx.conf" <<CONF
-daemon on;
-user root root;
-pid $d/pid;
-error_log $d/error.log;
-events { worker_connections 256; }
-http {
-	access_log $d/access.log;
-	client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d;
-	uwsgi_temp_path $d; scgi_temp_path $d;
-	server { listen $listen; root $TMP/www; add_header X-Served-By n$n; }
-}
-CONF
-	in_node "$n" nginx -c "$d/nginx.conf" -p "$d" || fail "nginx on n$n did not start"
-}
 for i in 1 2; do
 	write_config "$i" "heartbeat-interval 100" "dead-after 3000"
 	sed -i -e 's/^\(node n3 .*\)$/\1 mode proxy/' \
