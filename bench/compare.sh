@@ -51,6 +51,7 @@
 #   OUT=/tmp/qt-bench-compare.csv
 #   OUT_FLOWS=/tmp/qt-bench-compare-flows.csv
 #   PLOT=/tmp/qt-bench-compare.png
+#   LOGS=          a directory to copy the daemons' logs to at the end
 #   QT_BUILD=<repo>/build
 
 set -u
@@ -632,7 +633,7 @@ elapsed=$(($(date +%s) - start))
 
 # --- flow-table scaling ----------------------------------------------------------
 
-declare -A F_LIVE F_HELD F_LOST F_IDLE F_IDLEP F_RPS F_FCPU F_FPROC F_MCPU F_T50 F_T99 F_ERR F_BG0 F_FGN F_WERR
+declare -A F_LIVE F_HELD F_LOST F_IDLE F_IDLEP F_RPS F_FCPU F_FPROC F_MCPU F_T50 F_T99 F_ERR F_BG0 F_FGN F_WERR F_TB
 FLOW_LEVELS=$(for f in $FLOWS; do echo "$f"; done | sort -n | uniq | tr '\n' ' ')
 FLOW_NOTE=""
 fs=${SIZES%% *}
@@ -657,6 +658,7 @@ if [ -n "$FLOW_LEVELS" ]; then
 	hk=0
 	HPIDS=()
 	for L in $FLOW_LEVELS; do
+		tb0=$(qt_counter 1 taken_back)
 		need=$((L - held))
 		while [ "$need" -gt 0 ]; do
 			n=$need
@@ -709,6 +711,7 @@ if [ -n "$FLOW_LEVELS" ]; then
 		done
 		ttfb quicktwitch close "$fs" "http://$FRONT" "${PA[$fs]}" "${PB[$fs]}"
 		F_T50[$L]=$T50 F_T99[$L]=$T99 F_ERR[$L]=$((F_WERR[$L] + TBAD))
+		F_TB[$L]=$(($(qt_counter 1 taken_back) - tb0))
 		lost=0
 		for ((j = 1; j <= hk; j++)); do
 			[ -s "$TMP/hold$j.status" ] && lost=$((lost + $(awk '{print $4 + 0}' "$TMP/hold$j.status")))
@@ -794,18 +797,18 @@ if [ -n "$FLOW_LEVELS" ]; then
 	echo
 	echo "== flow-table scaling: hand-offs (Connection: close, $fs) with live handed-off flows held open"
 	echo "held from 20 client addresses (198.18.0.101-120), one keep-alive request each, then idle; measured in ${felapsed}s.${FLOW_NOTE:+ NOTE:$FLOW_NOTE}"
-	echo "flows,held,live_on_front,lost,idle_cpu0_pct,idle_front_proc_pct,handoffs_per_s,front_cpu_us_per_handoff,front_proc_us_per_handoff,machine_cpu_us_per_handoff,ttfb_median_ms,ttfb_p99_ms,errors,bg_cpu0_pct,foreign_pct,x_front_cpu,x_ttfb_median" > "$OUT_FLOWS"
-	ffmt='%7s %7s %7s %5s %6s %6s %8s %8s %5s %8s %8s %7s %5s %7s %5s %4s %4s\n'
-	printf "$ffmt" flows held live lost idle0 idlep "hoff/s" front x fproc machine ttfb50 x ttfb99 err bg0 fgn
-	printf "$ffmt" "" "" "" "" "%" "%" "" "us" "" us us ms "" ms "" "%" "%"
+	echo "flows,held,live_on_front,lost,idle_cpu0_pct,idle_front_proc_pct,handoffs_per_s,front_cpu_us_per_handoff,front_proc_us_per_handoff,machine_cpu_us_per_handoff,ttfb_median_ms,ttfb_p99_ms,errors,taken_back,bg_cpu0_pct,foreign_pct,x_front_cpu,x_ttfb_median" > "$OUT_FLOWS"
+	ffmt='%7s %7s %7s %5s %6s %6s %8s %8s %5s %8s %8s %7s %5s %7s %4s %4s %4s %4s\n'
+	printf "$ffmt" flows held live lost idle0 idlep "hoff/s" front x fproc machine ttfb50 x ttfb99 err tb bg0 fgn
+	printf "$ffmt" "" "" "" "" "%" "%" "" "us" "" us us ms "" ms "" "" "%" "%"
 	first=${FLOW_LEVELS%% *}
 	for L in $FLOW_LEVELS; do
 		xf=$(ratio "${F_FCPU[$L]}" "${F_FCPU[$first]}")
 		xt=$(ratio "${F_T50[$L]}" "${F_T50[$first]}")
 		printf "$ffmt" "$L" "${F_HELD[$L]}" "${F_LIVE[$L]}" "${F_LOST[$L]}" "${F_IDLE[$L]}" "${F_IDLEP[$L]}" \
 		    "${F_RPS[$L]}" "${F_FCPU[$L]}" "$xf" "${F_FPROC[$L]}" "${F_MCPU[$L]}" "${F_T50[$L]}" "$xt" \
-		    "${F_T99[$L]}" "${F_ERR[$L]}" "${F_BG0[$L]}" "${F_FGN[$L]}"
-		echo "$L,${F_HELD[$L]},${F_LIVE[$L]},${F_LOST[$L]},${F_IDLE[$L]},${F_IDLEP[$L]},${F_RPS[$L]},${F_FCPU[$L]},${F_FPROC[$L]},${F_MCPU[$L]},${F_T50[$L]},${F_T99[$L]},${F_ERR[$L]},${F_BG0[$L]},${F_FGN[$L]},$xf,$xt" >> "$OUT_FLOWS"
+		    "${F_T99[$L]}" "${F_ERR[$L]}" "${F_TB[$L]}" "${F_BG0[$L]}" "${F_FGN[$L]}"
+		echo "$L,${F_HELD[$L]},${F_LIVE[$L]},${F_LOST[$L]},${F_IDLE[$L]},${F_IDLEP[$L]},${F_RPS[$L]},${F_FCPU[$L]},${F_FPROC[$L]},${F_MCPU[$L]},${F_T50[$L]},${F_T99[$L]},${F_ERR[$L]},${F_TB[$L]},${F_BG0[$L]},${F_FGN[$L]},$xf,$xt" >> "$OUT_FLOWS"
 	done
 	echo
 	echo "held     connections the holder opened, got a response on, and holds idle."
@@ -818,6 +821,8 @@ if [ -n "$FLOW_LEVELS" ]; then
 	echo "fproc    the front daemon's own CPU per hand-off, us."
 	echo "ttfb     curl time_starttransfer of $TTFB_N sequential Connection: close"
 	echo "         requests through n1 (connect + hand-off + first byte), ms."
+	echo "tb       hand-offs n1 took back (served itself) while this row's flows were"
+	echo "         opened and measured (qtctl stats taken_back)."
 	echo "bg0, fgn as above. Backs: the daemons' built-in responder on n2, n3, n4."
 fi
 
@@ -876,6 +881,9 @@ for n in "${NODES[@]}"; do
 	grep -E "$re" "$TMP/n$n.log" | sed 's/^[^:]*: //; s/[0-9][0-9.:]*/N/g' |
 	    sort | uniq -c | sort -rn | head -n 3 | sed 's/^ */#   /'
 done
+if [ -n "${LOGS:-}" ] && mkdir -p "$LOGS"; then
+	cp "$TMP"/n*.log "$LOGS"/ 2>/dev/null && echo "daemon logs copied to $LOGS"
+fi
 errs=$(grep -c . "$TMP/curl.err" 2>/dev/null)
 [ "${errs:-0}" = 0 ] || { echo "curl errors ($errs lines), first ones:"; head -n 5 "$TMP/curl.err"; }
 exit 0
