@@ -163,6 +163,7 @@ void	log_flow_at(const char *file, int line, const char *func, int level,
 /* Summaries of rate-limited messages whose window is over; they also go
  * out with the next message and at exit. */
 void	log_flush_repeats(void);
+void	log_flush_expired(void);
 /* systemd's service notifications (libsystemd lives in log.c): no-ops
  * when not run by systemd.  sysd_watchdog() is the interval at which
  * WATCHDOG=1 must be sent, in seconds, 0 if none is expected. */

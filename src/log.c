@@ -290,6 +290,17 @@ log_flush_repeats(void)
 	errno = saved;
 }
 
+/* Only the summaries of windows already over: for a periodic timer,
+ * which must not cut a window short. */
+void
+log_flush_expired(void)
+{
+	int saved = errno;
+
+	log_flush_at(log_now(), 0);
+	errno = saved;
+}
+
 /*
  * 1 if msg must be left out: the same text at the same level came
  * LOG_RL_BURST times already in this window.  With every slot taken, the

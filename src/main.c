@@ -84,7 +84,7 @@ on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 	back_sweep();
 	front_sweep();
 	reload_retire_check();
-	log_flush_repeats();	/* "(repeated N times)" within a second */
+	log_flush_expired();	/* a window's "(repeated N times)" on time */
 }
 
 static int
