@@ -46,8 +46,10 @@ log "front n1 carried $rx B in, $tx B out for $total B of bodies"
 pass "1 KB, 1 MB, 100 MB through n1 from n2's nginx: byte-exact, logged once each, front under 5%"
 
 urls=()
-for k in $(seq 1 10); do urls+=("http://$(addr 1)/$f1k"); done
-n=$(in_client curl -sS --max-time 20 -o /dev/null -w '%{num_connects}\n' "${urls[@]}" |
+# one "-o /dev/null" per URL: a single -o covers the first transfer only,
+# and the other bodies would mix with the -w output
+for k in $(seq 1 10); do urls+=(-o /dev/null "http://$(addr 1)/$f1k"); done
+n=$(in_client curl -sS --max-time 20 -w '%{num_connects}\n' "${urls[@]}" |
     awk '{s += $1} END {print s}')
 [ "$n" = 1 ] || fail "ten keep-alive requests used $n connections"
 c=$(grep -c "GET /$f1k " "$TMP/nginx-n2/access.log")
