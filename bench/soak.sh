@@ -285,7 +285,7 @@ start_cluster
 for n in 1 2 3; do qtctl "$n" stats --json >"$TMP/s0-$n.json" || fail "n$n stats"; done
 # Every SYN, FIN and RST of the client namespace (headers only): the resets
 # it sends, and the state of each connection a received reset hit.
-ip netns exec "$CL" tcpdump -i eth0 -nn -U -s 96 -B 16384 -w "$TMP/flags.pcap" \
+ip netns exec "$CL" tcpdump -i eth0 --immediate-mode -p -nn -U -s 96 -B 16384 -w "$TMP/flags.pcap" \
     'tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0' >/dev/null 2>"$TMP/flags.err" &
 FLAGS_PID=$!
 busywait 3000 test -s "$TMP/flags.pcap" || true
@@ -469,39 +469,8 @@ done
 # re-ACKed from TIME_WAIT, answered by a socket already gone).
 kill -INT "$FLAGS_PID" 2>/dev/null
 wait "$FLAGS_PID" 2>/dev/null
-cat >"$TMP/rstclass.py" <<'EOF'
-import collections, re, sys
-me = sys.argv[1]
-pk = re.compile(r"^(\S+) IP (\S+)\.(\d+) > (\S+)\.(\d+): Flags \[([^\]]*)\]")
-hist = collections.defaultdict(list)
-live = after = sent = 0
-for l in sys.stdin:
-    m = pk.match(l)
-    if not m:
-        continue
-    ts, sa, sp, da, dp, fl = m.groups()
-    out = sa == me
-    key = (sp, da, dp) if out else (dp, sa, sp)
-    if out and "R" in fl:
-        sent += 1
-    if not out and "R" in fl:
-        h = hist[key]
-        syn = max([i for i, (o, f, _) in enumerate(h) if o and f == "S"],
-                  default=-1)
-        fins = {o for o, f, _ in h[syn + 1:] if "F" in f} if syn >= 0 else set()
-        if fins == {True, False}:
-            after += 1
-        else:
-            live += 1
-            past = "; ".join(f"{t} {'out' if o else 'in'} [{f}]"
-                             for o, f, t in h[-8:])
-            if live <= 5:
-                print(f"LIVE {key[0]} {key[1]}: {past}; {ts} in [{fl}]")
-    hist[key].append((out, fl, ts))
-print(f"COUNT {sent} {live} {after}")
-EOF
-tcpdump -nn -tt -r "$TMP/flags.pcap" 2>/dev/null |
-    python3 "$TMP/rstclass.py" "$CLIENT_ADDR" >"$TMP/rst.class"
+python3 "$REPO/tests/integration/rstclass.py" "$CLIENT_ADDR" < <(tcpdump -nn -tt \
+    -r "$TMP/flags.pcap" 2>/dev/null) >"$TMP/rst.class"
 read -r _ sent live after < <(grep '^COUNT' "$TMP/rst.class")
 dropped=$(sed -n 's/^\([0-9]*\) packets dropped by kernel.*/\1/p' "$TMP/flags.err")
 echo "# resets: ${sent:-?} sent by the client namespace (the resetting clients, and wrk's connections under way when it stops at its quota), ${live:-?} received on live connections, ${after:-?} after both FINs; the capture dropped ${dropped:-?} packets"

@@ -200,7 +200,11 @@ hand_off(struct flow *f, int peer)
 		take_back(f, TB_ERROR, "request too long to replay");
 		return;
 	}
-	f->f_isn = f->f_rs.rs_rcv_nxt - 1 - (uint32_t)f->f_blen;
+	/* rcv_nxt counts the SYN, the request and, after a half-close,
+	 * the client's FIN: the ISN is what the client really sent, which
+	 * the SYN watch compares with a late-captured SYN. */
+	f->f_isn = f->f_rs.rs_rcv_nxt - 1 - (uint32_t)f->f_blen -
+	    (f->f_rs.rs_fin ? 1 : 0);
 	f->f_state = FS_REPLAYING;
 	if (send_replay(f) == -1) {
 		take_back(f, TB_ERROR, "replay send failed");

@@ -202,7 +202,7 @@ name_owned_by() {
 # RST watch: a capture in the client namespace of every TCP reset that
 # reaches or leaves the client.
 rst_watch_start() {
-	ip netns exec "$CL" tcpdump -i eth0 -nn -U -w "$TMP/rst.pcap" \
+	ip netns exec "$CL" tcpdump -i eth0 --immediate-mode -p -nn -U -w "$TMP/rst.pcap" \
 	    'tcp[tcpflags] & tcp-rst != 0' >/dev/null 2>&1 &
 	RST_PID=$!
 	busywait 3000 test -s "$TMP/rst.pcap" || true
@@ -219,7 +219,7 @@ rst_watch_count() {
 # client receives, for tests whose own clients reset on purpose; counted
 # with rst_watch_count.
 rst_watch_received_start() {
-	ip netns exec "$CL" tcpdump -i eth0 -nn -U -w "$TMP/rst.pcap" \
+	ip netns exec "$CL" tcpdump -i eth0 --immediate-mode -p -nn -U -w "$TMP/rst.pcap" \
 	    "ip dst host $CLIENT_ADDR and tcp[tcpflags] & tcp-rst != 0" \
 	    >/dev/null 2>&1 &
 	RST_PID=$!

@@ -13,7 +13,7 @@ start_cluster
 bad() { in_node 1 "$QTCTL" -s "$TMP/n1.sock" stats --json |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"]["band_bad"])'; }
 
-ip netns exec "$(ns 1)" tcpdump -i eth0 -nn -U -w "$TMP/band.pcap" \
+ip netns exec "$(ns 1)" tcpdump -i eth0 --immediate-mode -nn -U -w "$TMP/band.pcap" \
     "udp dst port 7400 and src host $(addr 2)" >/dev/null 2>&1 &
 cap=$!
 captured() { [ "$(tcpdump -nn -r "$TMP/band.pcap" 2>/dev/null | wc -l)" -ge "$1" ]; }

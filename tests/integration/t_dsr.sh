@@ -12,7 +12,7 @@ make_file "$f" "$size"
 start_cluster
 rst_watch_start
 
-ip netns exec "$CL" tcpdump -i eth0 -nn -U -s 96 -w "$TMP/c.pcap" 'tcp src port 80' \
+ip netns exec "$CL" tcpdump -i eth0 --immediate-mode -nn -U -s 96 -w "$TMP/c.pcap" 'tcp src port 80' \
     >/dev/null 2>&1 &
 cap=$!
 sleep 0.5

@@ -14,7 +14,7 @@ stat() { in_node 2 "$QTCTL" -s "$TMP/n2.sock" stats --json |
 
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TMP/wrongkey"
 # The victim: the client's address, which a reflector would flood.
-ip netns exec "$CL" tcpdump -i eth0 -nn -U -w "$TMP/victim.pcap" \
+ip netns exec "$CL" tcpdump -i eth0 --immediate-mode -nn -U -w "$TMP/victim.pcap" \
     "ip and src host $(addr 2)" >/dev/null 2>&1 &
 cap=$!
 sleep 0.5

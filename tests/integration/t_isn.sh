@@ -1,0 +1,88 @@
+#!/bin/bash
+# The replayed SYN carries the client's own ISN, for clients that keep
+# their side open and for clients that half-close right after the request
+# (their FIN is then counted in the front's rcv_nxt).  The front's SYN
+# watch relies on that ISN to tell the client's original SYN, captured
+# late under load, from a new connection on the same port: a wrong ISN
+# there tears down a live hand-off.
+source "$(dirname "$0")/lib.sh"
+require_root
+make_cluster 2
+obj=$(name_owned_by 2 isn) || fail "no path owned by n2"
+make_file "$obj" 65536
+start_cluster
+
+# Every pure SYN the client sends, and every SYN that reaches the back
+# from the client's address (the replays), with absolute sequence numbers.
+ip netns exec "$CL" tcpdump -i eth0 --immediate-mode -p -nn -S -U -w "$TMP/client.pcap" \
+    'tcp[tcpflags] == tcp-syn' >/dev/null 2>&1 &
+CAP1=$!
+ip netns exec "$(ns 2)" tcpdump -i eth0 --immediate-mode -p -nn -S -U -w "$TMP/back.pcap" \
+    "src host $CLIENT_ADDR and tcp[tcpflags] == tcp-syn" >/dev/null 2>&1 &
+CAP2=$!
+busywait 3000 test -s "$TMP/client.pcap" || true
+busywait 3000 test -s "$TMP/back.pcap" || true
+sleep 0.3
+
+N=20
+in_client python3 - "$(addr 1)" "/$obj" "$N" >"$TMP/clients" <<'EOF' ||
+import socket, sys
+host, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+req = f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode()
+bad = 0
+for half in (False, True):
+    for i in range(n):
+        s = socket.create_connection((host, 80), timeout=10)
+        # One write, then the FIN at once: it is in the front's socket
+        # before the front freezes it.
+        s.sendall(req)
+        if half:
+            s.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+        s.close()
+        ok = got.startswith(b"HTTP/1.1 200") and \
+            len(got.split(b"\r\n\r\n", 1)[-1]) == 65536
+        if not ok:
+            bad += 1
+            print("half-closed" if half else "open", "client: bad response",
+                  file=sys.stderr)
+sys.exit(1 if bad else 0)
+EOF
+	fail "a client did not get its whole response"
+pass "$((2 * N)) clients (half of them half-closing) got their whole response"
+
+sleep 0.3
+kill -INT "$CAP1" "$CAP2" 2>/dev/null
+wait "$CAP1" "$CAP2" 2>/dev/null
+
+# client port -> ISN, on each side
+tcpdump -nn -S -r "$TMP/client.pcap" 2>/dev/null |
+    sed -n "s/.* IP $CLIENT_ADDR\.\([0-9]*\) > $(addr 1)\.80: Flags \[S\], seq \([0-9]*\)[:,].*/\1 \2/p" |
+    sort -u >"$TMP/isn.client"
+tcpdump -nn -S -r "$TMP/back.pcap" 2>/dev/null |
+    sed -n "s/.* IP $CLIENT_ADDR\.\([0-9]*\) > $(addr 2)\.[0-9]*: Flags \[S\], seq \([0-9]*\)[:,].*/\1 \2/p" |
+    sort -u >"$TMP/isn.back"
+nc=$(wc -l <"$TMP/isn.client")
+nb=$(wc -l <"$TMP/isn.back")
+[ "$nc" = $((2 * N)) ] || fail "$nc client SYNs captured, $((2 * N)) expected"
+[ "$nb" = $((2 * N)) ] || fail "$nb replayed SYNs captured on the back, $((2 * N)) expected"
+if ! diff "$TMP/isn.client" "$TMP/isn.back" >"$TMP/isn.diff"; then
+	sed 's/^/# /' "$TMP/isn.diff"
+	fail "$(grep -c '^>' "$TMP/isn.diff") replayed SYNs carry another ISN than the client's"
+fi
+pass "each of the $nb replayed SYNs carries its client's ISN"
+
+# The FIN was in the front's socket when it froze it, for some of them
+# at least (else this test proves nothing): the back knew it.
+half=$(grep -c 'closed: client half-closed' "$TMP/n2.log")
+[ "$half" -gt 0 ] || fail "no hand-off carried the client's FIN"
+log "$half hand-offs carried the client's FIN"
+for n in 1 2; do
+	busywait 5000 nothing_left "$n" || fail "node $n keeps steering state"
+done
+pass "nothing left"
