@@ -47,6 +47,9 @@ struct flow {
 	int			 f_frozen;	/* f_fd is in repair mode */
 	int			 f_steered;	/* our set entry exists */
 	int			 f_dead;	/* closed, freed by the reaper */
+	unsigned		 f_in_thash:1;	/* in its token hash */
+	uint32_t		 f_thv;		/* its hash value there */
+	unsigned		 f_in_tuple:1;	/* in the tuple hash */
 	int			 f_serving;	/* counted in nserving */
 	int			 f_aborted;	/* back: dropped on the front's
 						 * word, nothing to report */
@@ -142,7 +145,13 @@ struct qt_stats {
 	uint64_t	st_upstream_504;
 };
 
-#define FLOW_HASH	4096
+/* A flow hash: chained, power-of-two buckets, doubled when it holds more
+ * flows than buckets, so that lookups stay O(1) at any flow count. */
+struct fhash {
+	struct flow		**h_b;
+	size_t			 h_mask;	/* buckets - 1 */
+	size_t			 h_n;		/* flows in it */
+};
 
 struct qtd {
 	struct ev_loop		*loop;
@@ -168,9 +177,10 @@ struct qtd {
 	struct flowq		 flows;
 	struct flowq		 dead;
 	size_t			 nflows;
-	struct flow		*front_hash[FLOW_HASH];
-	struct flow		*back_hash[FLOW_HASH];
-	struct flow		*tuple_hash[FLOW_HASH];
+	struct fhash		 front_hash;	/* by token, our hand-offs */
+	struct fhash		 back_hash;	/* by token, flows we serve
+						 * for another front */
+	struct fhash		 tuple_hash;	/* by client tuple, both */
 	struct capture		*fin_cap;	/* front: clients' FIN and RST */
 	ev_io			 fin_cap_io;
 	uint64_t		 next_id;
@@ -182,6 +192,7 @@ struct qtd {
 extern struct qtd	*qtd;
 
 /* flow.c */
+int		 flow_init(void);
 struct flow	*flow_new(int back);
 void		 flow_close(struct flow *, const char *why);
 void		 flow_finish(struct flow *, const char *why);

@@ -215,12 +215,30 @@ asm_complete(struct reasm *a)
 	rebuild(a);
 }
 
+/* Request bytes at offset OFF: kept if they lie within the request the
+ * header announced, each byte counted once (resends overlap). */
+static void
+asm_data(struct reasm *a, size_t off, const uint8_t *data, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || off >= a->a_hdr.h_req_len ||
+	    len > a->a_hdr.h_req_len - off)
+		return;
+	memcpy(a->a_req + off, data, len);
+	for (i = off; i < off + len; i++)
+		if (!(a->a_have[i / 8] & (1u << (i % 8)))) {
+			a->a_have[i / 8] |= (uint8_t)(1u << (i % 8));
+			a->a_got++;
+		}
+}
+
 static void
 back_pkt(const struct cap_pkt *p, void *arg)
 {
 	const struct qt_config *cf = qtd->cf;
 	struct reasm *a;
-	size_t svc, off, i;
+	size_t svc;
 	int origin;
 
 	(void)arg;
@@ -267,19 +285,13 @@ back_pkt(const struct cap_pkt *p, void *arg)
 		memcpy(a->a_hdrbuf, p->p_data, HDR_LEN);
 		TAILQ_INSERT_TAIL(&asms, a, a_entry);
 		nasms++;
+		/* The request's first bytes may follow the header. */
+		asm_data(a, 0, p->p_data + HDR_LEN, p->p_len - HDR_LEN);
 	} else {
-		if (!a || p->p_len == 0)
+		if (!a)
 			return;
-		off = (uint32_t)(p->p_seq - a->a_hdr.h_isn - 1);
-		if (off >= a->a_hdr.h_req_len ||
-		    p->p_len > a->a_hdr.h_req_len - off)
-			return;
-		memcpy(a->a_req + off, p->p_data, p->p_len);
-		for (i = off; i < off + p->p_len; i++)
-			if (!(a->a_have[i / 8] & (1u << (i % 8)))) {
-				a->a_have[i / 8] |= (uint8_t)(1u << (i % 8));
-				a->a_got++;
-			}
+		asm_data(a, (uint32_t)(p->p_seq - a->a_hdr.h_isn - 1),
+		    p->p_data, p->p_len);
 	}
 	if (a->a_got == a->a_hdr.h_req_len) {
 		asm_complete(a);

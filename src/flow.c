@@ -56,89 +56,178 @@ flow_new(int back)
 	return f;
 }
 
-static unsigned
-token_bucket(const uint8_t t[QT_TOKEN_LEN])
+static void	thash_unlink(struct flow *);
+
+#define FHASH_FIRST	1024
+#define FHASH_MAX	(1u << 22)
+
+static uint32_t
+token_hv(const uint8_t t[QT_TOKEN_LEN])
 {
 	uint32_t v;
 
 	memcpy(&v, t, sizeof(v));	/* tokens are random */
-	return v % FLOW_HASH;
+	return v;
 }
 
-void
-flow_hash_add(struct flow *f)
-{
-	struct flow **h = f->f_back ? qtd->back_hash : qtd->front_hash;
-	unsigned b = token_bucket(f->f_token);
-
-	f->f_hnext = h[b];
-	h[b] = f;
-}
-
-static unsigned
-tuple_bucket(uint32_t cip, uint16_t cport, uint16_t lport)
+static uint32_t
+tuple_hv(uint32_t cip, uint16_t cport, uint16_t lport)
 {
 	uint32_t h = cip * 2654435761u ^ (uint32_t)cport << 16 ^ lport;
 
 	h ^= h >> 15;
 	h *= 2246822519u;
 	h ^= h >> 13;
-	return h % FLOW_HASH;
+	return h;
+}
+
+static int
+fhash_init(struct fhash *h)
+{
+	if (!(h->h_b = calloc(FHASH_FIRST, sizeof(*h->h_b))))
+		return -1;
+	h->h_mask = FHASH_FIRST - 1;
+	h->h_n = 0;
+	return 0;
+}
+
+int
+flow_init(void)
+{
+	if (fhash_init(&qtd->front_hash) == -1 ||
+	    fhash_init(&qtd->back_hash) == -1 ||
+	    fhash_init(&qtd->tuple_hash) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Doubles a hash that holds more flows than buckets.  Chain order is not
+ * kept (flow_by_tuple does not depend on it).  Without memory the old
+ * table stays: longer chains, nothing lost.
+ */
+static void
+fhash_grow(struct fhash *h, int tuple)
+{
+	size_t nb = (h->h_mask + 1) * 2, i, b;
+	struct flow **t, *f, *next;
+
+	if (h->h_n <= h->h_mask + 1 || nb > FHASH_MAX ||
+	    !(t = calloc(nb, sizeof(*t))))
+		return;
+	for (i = 0; i <= h->h_mask; i++)
+		for (f = h->h_b[i]; f; f = next) {
+			if (tuple) {
+				next = f->f_tnext;
+				b = tuple_hv(f->f_cip, f->f_cport,
+				    f->f_lport) & (nb - 1);
+				f->f_tnext = t[b];
+			} else {
+				next = f->f_hnext;
+				b = f->f_thv & (nb - 1);
+				f->f_hnext = t[b];
+			}
+			t[b] = f;
+		}
+	free(h->h_b);
+	h->h_b = t;
+	h->h_mask = nb - 1;
+}
+
+void
+flow_hash_add(struct flow *f)
+{
+	struct fhash *h = f->f_back ? &qtd->back_hash : &qtd->front_hash;
+	size_t b;
+
+	thash_unlink(f);	/* a new token for a flow already in */
+	f->f_thv = token_hv(f->f_token);
+	b = f->f_thv & h->h_mask;
+	f->f_hnext = h->h_b[b];
+	h->h_b[b] = f;
+	f->f_in_thash = 1;
+	h->h_n++;
+	fhash_grow(h, 0);
 }
 
 void
 flow_tuple_add(struct flow *f)
 {
-	unsigned b = tuple_bucket(f->f_cip, f->f_cport, f->f_lport);
+	struct fhash *h = &qtd->tuple_hash;
+	size_t b = tuple_hv(f->f_cip, f->f_cport, f->f_lport) & h->h_mask;
 
-	f->f_tnext = qtd->tuple_hash[b];
-	qtd->tuple_hash[b] = f;
+	f->f_tnext = h->h_b[b];
+	h->h_b[b] = f;
+	f->f_in_tuple = 1;
+	h->h_n++;
+	fhash_grow(h, 1);
 }
 
 /*
  * The live flow of this role on this 4-tuple.  A front may hold an older
- * record of the same tuple in its grace period: the newest one wins, and
- * records are added at the head of their chain.
+ * record of the same tuple in its grace period: the newest one (highest
+ * id) wins.
  */
 struct flow *
 flow_by_tuple(int back, uint32_t cip, uint16_t cport, uint16_t lport)
 {
-	struct flow *f;
+	const struct fhash *h = &qtd->tuple_hash;
+	struct flow *f, *best = NULL;
 
-	for (f = qtd->tuple_hash[tuple_bucket(cip, cport, lport)]; f;
-	    f = f->f_tnext)
+	f = h->h_b[tuple_hv(cip, cport, lport) & h->h_mask];
+	for (; f; f = f->f_tnext)
 		if (!f->f_dead && f->f_back == back && f->f_cip == cip &&
-		    f->f_cport == cport && f->f_lport == lport)
-			return f;
-	return NULL;
+		    f->f_cport == cport && f->f_lport == lport &&
+		    (!best || f->f_id > best->f_id))
+			best = f;
+	return best;
+}
+
+static void
+thash_unlink(struct flow *f)
+{
+	struct fhash *h = f->f_back ? &qtd->back_hash : &qtd->front_hash;
+	struct flow **pp;
+
+	if (f->f_in_thash) {
+		pp = &h->h_b[f->f_thv & h->h_mask];
+		for (; *pp; pp = &(*pp)->f_hnext)
+			if (*pp == f) {
+				*pp = f->f_hnext;
+				h->h_n--;
+				break;
+			}
+		f->f_in_thash = 0;
+	}
 }
 
 static void
 flow_hash_del(struct flow *f)
 {
-	struct flow **h = f->f_back ? qtd->back_hash : qtd->front_hash;
+	struct fhash *h = &qtd->tuple_hash;
 	struct flow **pp;
 
-	for (pp = &h[token_bucket(f->f_token)]; *pp; pp = &(*pp)->f_hnext)
-		if (*pp == f) {
-			*pp = f->f_hnext;
-			break;
-		}
-	pp = &qtd->tuple_hash[tuple_bucket(f->f_cip, f->f_cport, f->f_lport)];
-	for (; *pp; pp = &(*pp)->f_tnext)
-		if (*pp == f) {
-			*pp = f->f_tnext;
-			break;
-		}
+	thash_unlink(f);
+	if (f->f_in_tuple) {
+		pp = &h->h_b[tuple_hv(f->f_cip, f->f_cport, f->f_lport) &
+		    h->h_mask];
+		for (; *pp; pp = &(*pp)->f_tnext)
+			if (*pp == f) {
+				*pp = f->f_tnext;
+				h->h_n--;
+				break;
+			}
+		f->f_in_tuple = 0;
+	}
 }
 
 struct flow *
 flow_by_token(int back, const uint8_t token[QT_TOKEN_LEN])
 {
+	const struct fhash *h = back ? &qtd->back_hash : &qtd->front_hash;
 	struct flow *f;
 
-	f = (back ? qtd->back_hash : qtd->front_hash)[token_bucket(token)];
-	for (; f; f = f->f_hnext)
+	for (f = h->h_b[token_hv(token) & h->h_mask]; f; f = f->f_hnext)
 		if (!f->f_dead && memcmp(f->f_token, token, QT_TOKEN_LEN) == 0)
 			return f;
 	return NULL;

@@ -164,6 +164,10 @@ main(int argc, char **argv)
 	d.band_fd = -1;
 	TAILQ_INIT(&d.flows);
 	TAILQ_INIT(&d.dead);
+	if (flow_init() == -1) {
+		log_err("flow tables: %m");
+		return 1;
+	}
 	if (!(d.loop = ev_default_loop(EVFLAG_AUTO))) {
 		log_err("libev: cannot create the event loop");
 		return 1;

@@ -18,6 +18,9 @@
 /* Payload per data segment: with 20 + 20 + 4 bytes of headers and marker
  * this stays below any MTU of 1500 or more, so nothing fragments. */
 #define REPLAY_SEG	1400
+/* Request bytes in the SYN, after the header: its options take at most
+ * 20 bytes more than the marker's 4, so the SYN stays within REPLAY_SEG. */
+#define REPLAY_SYN_REQ	(REPLAY_SEG - HDR_LEN - 20)
 
 struct replay {
 	libnet_t	*r_net;
@@ -119,35 +122,16 @@ fail:
 	return -1;
 }
 
-int
-replay_send(struct replay *r, const struct hdr_tuple *t, uint32_t isn,
-    const struct repair_state *rs, const uint8_t hdr[HDR_LEN],
-    const void *req, size_t reqlen)
-{
-	uint8_t opt[40];
-	size_t optlen;
-	uint32_t ack = rs->rs_snd_seq;
-	uint16_t win = 65535;
-
-	optlen = opt_syn(opt, rs);
-	if (replay_one(r, t, isn, 0, TH_SYN, win, opt, optlen, hdr,
-	    HDR_LEN) == -1)
-		return -1;
-	optlen = opt_marker(opt);
-	if (replay_one(r, t, isn + 1, ack, TH_ACK, win, opt, optlen, NULL,
-	    0) == -1)
-		return -1;
-	return replay_send_data(r, t, isn, rs, req, reqlen);
-}
-
-int
-replay_send_data(struct replay *r, const struct hdr_tuple *t, uint32_t isn,
-    const struct repair_state *rs, const void *req, size_t reqlen)
+/* The request bytes from OFF on, in marked ACK|PSH segments. */
+static int
+send_from(struct replay *r, const struct hdr_tuple *t, uint32_t isn,
+    const struct repair_state *rs, const void *req, size_t reqlen,
+    size_t off)
 {
 	uint8_t opt[4];
-	size_t optlen = opt_marker(opt), off, n;
+	size_t optlen = opt_marker(opt), n;
 
-	for (off = 0; off < reqlen; off += n) {
+	for (; off < reqlen; off += n) {
 		n = reqlen - off < REPLAY_SEG ? reqlen - off : REPLAY_SEG;
 		if (replay_one(r, t, isn + 1 + (uint32_t)off, rs->rs_snd_seq,
 		    TH_ACK | TH_PUSH, 65535, opt, optlen,
@@ -155,4 +139,39 @@ replay_send_data(struct replay *r, const struct hdr_tuple *t, uint32_t isn,
 			return -1;
 	}
 	return 0;
+}
+
+/*
+ * One packet for a request that fits: the SYN carries the hand-off header
+ * and then the request's first bytes (as a Fast Open SYN carries data);
+ * the rest, if any, follows in marked ACK|PSH segments, the first of which
+ * stands for the handshake's ACK.  The back's kernel never sees any of
+ * them (its raw table drops marked packets): they only carry the state to
+ * its capture, and each packet sent costs a trip through the front's
+ * output path, netfilter and the bridge.  Sending the SYN, a bare ACK and
+ * the request separately took three.
+ */
+int
+replay_send(struct replay *r, const struct hdr_tuple *t, uint32_t isn,
+    const struct repair_state *rs, const uint8_t hdr[HDR_LEN],
+    const void *req, size_t reqlen)
+{
+	uint8_t opt[40], syn[HDR_LEN + REPLAY_SYN_REQ];
+	size_t optlen, k = reqlen < REPLAY_SYN_REQ ? reqlen : REPLAY_SYN_REQ;
+
+	memcpy(syn, hdr, HDR_LEN);
+	if (k)
+		memcpy(syn + HDR_LEN, req, k);
+	optlen = opt_syn(opt, rs);
+	if (replay_one(r, t, isn, 0, TH_SYN, 65535, opt, optlen, syn,
+	    HDR_LEN + k) == -1)
+		return -1;
+	return send_from(r, t, isn, rs, req, reqlen, k);
+}
+
+int
+replay_send_data(struct replay *r, const struct hdr_tuple *t, uint32_t isn,
+    const struct repair_state *rs, const void *req, size_t reqlen)
+{
+	return send_from(r, t, isn, rs, req, reqlen, 0);
 }

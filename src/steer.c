@@ -284,16 +284,21 @@ steer_add(struct flow *f)
 	char name[32];
 	int rc, tries;
 
-	for (tries = 0; tries < 2; tries++) {
-		/* A stale entry of an earlier flow on this tuple would keep
-		 * its old binding: out with it first. */
-		if (qct_delete(qtd->ct, f->f_cip, ntohs(f->f_cport),
-		    f->f_laddr, ntohs(f->f_lport)) == -1)
-			return -1;
+	/*
+	 * Service traffic is untracked unless steered, so there is normally
+	 * no entry on this tuple.  A stale one of an earlier flow would keep
+	 * its old binding: the exclusive create refuses it (EEXIST), and only
+	 * then is it deleted and the create tried again.  One netlink round
+	 * trip in the common case instead of two.
+	 */
+	for (tries = 0; tries < 3; tries++) {
 		rc = qct_create_dnat(qtd->ct, f->f_cip, ntohs(f->f_cport),
 		    f->f_laddr, ntohs(f->f_lport), bip, bport, 120);
 		if (rc == 0 || errno != EEXIST)
 			break;
+		if (qct_delete(qtd->ct, f->f_cip, ntohs(f->f_cport),
+		    f->f_laddr, ntohs(f->f_lport)) == -1)
+			return -1;
 	}
 	if (rc == -1)
 		return -1;

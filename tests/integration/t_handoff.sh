@@ -25,6 +25,28 @@ for f in obj-0 obj-1k obj-1m obj-100m; do
 done
 [ "$handoffs" -ge 4 ] || fail "only $handoffs requests were hand-offs"
 
+# Requests of every replay shape: within the SYN (after the header), and
+# spread over the SYN and 1, 2 and 9 more segments (a 12 KB cookie).  A
+# replay the back could not put together would be taken back and served
+# by the front, which X-Served-By would show.
+for pad in 0 1500 2900 12000; do
+	want=$(owner /obj-1k)
+	for n in 1 2 3; do
+		[ "$n" = "$want" ] && continue
+		cookie=$(head -c "$pad" /dev/zero | tr '\0' 'c')
+		in_client curl -sS --max-time 10 -D "$TMP/out.h" -o "$TMP/out" \
+		    -H "Cookie: c=$cookie" "http://$(addr "$n")/obj-1k" ||
+			fail "$pad B cookie via n$n: curl failed"
+		cmp -s "$TMP/out" "$TMP/www/obj-1k" ||
+			fail "$pad B cookie via n$n: body differs"
+		got=$(served_by "$TMP/out.h")
+		[ "$got" = "$want" ] ||
+			fail "$pad B cookie via n$n: served by n$got, not handed off to n$want"
+		handoffs=$((handoffs + 1))
+	done
+done
+pass "requests of up to 12 KB handed off whole (one to ten replay packets)"
+
 # Each front logged its hand-offs, each back its materialized flows.
 ho=$(cat "$TMP"/n*.log | grep -c 'handed-off: to')
 mat=$(cat "$TMP"/n*.log | grep -c 'materialized: from')

@@ -9,7 +9,7 @@
  * stale      a header 60 s old
  * dup        the same replay twice
  * truncated  the SYN's header cut short
- * reorder    the request segment before the SYN and ACK
+ * reorder    the request segment before a SYN that carries none of it
  * Must run where CLIENT_IP may be sent from (raw socket).
  */
 #include <arpa/inet.h>
