@@ -234,6 +234,7 @@ int	back_capture_start(void);
 void	back_capture_stop(void);
 void	back_sweep(void);
 void	back_flow_ended(struct flow *);
+void	back_close_flush(void);
 void	back_band(int node, const struct band_msg *);
 
 /* band.c: authenticated UDP between daemons */
@@ -269,6 +270,19 @@ int	band_parse(const uint8_t *, size_t, const uint8_t key[QT_KEY_LEN],
 	    const uint8_t *key2, struct band_msg *, uint16_t *sender_id,
 	    uint64_t *stamp);
 int	band_send(int node, const struct band_msg *);
+/* A CLOSED message's payload: entries of BAND_CLOSED_ENTRY bytes, token,
+ * client address and port (network order), service, bytes, requests. */
+#define BAND_CLOSED_ENTRY	28
+struct band_closed {
+	uint8_t		 c_token[QT_TOKEN_LEN];
+	uint32_t	 c_cip;
+	uint16_t	 c_cport;
+	uint16_t	 c_svc;
+	uint64_t	 c_bytes;
+	uint32_t	 c_requests;
+};
+void	band_closed_put(uint8_t *, const struct band_closed *);
+void	band_closed_get(const uint8_t *, struct band_closed *);
 int	band_send_flow(const struct flow *, enum band_type, uint32_t status,
 	    uint64_t a, uint64_t b);
 

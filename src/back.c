@@ -358,17 +358,94 @@ back_sweep(void)
 		asm_free(a);
 }
 
+/*
+ * Close reports go out in batches, one datagram per front every
+ * CLOSE_BATCH_MS at most (or when one is full), not one per flow: under
+ * load a report per hand-off was a packet each way and a MAC for the
+ * front to check, and nothing waits on a report but the front's teardown.
+ */
+#define CLOSE_BATCH_MS	5
+
+static struct close_batch {
+	uint8_t	cl_buf[BAND_PAYLOAD_MAX];
+	size_t	cl_len;
+} closes[QT_MAX_NODES];
+static ev_timer	close_timer;
+static int	close_timer_ready;
+
+static void
+close_flush_node(int node)
+{
+	struct close_batch *cl = &closes[node];
+	struct band_msg bm = {
+		.bm_type = BAND_CLOSED,
+		.bm_payload = cl->cl_buf,
+		.bm_plen = (uint16_t)cl->cl_len,
+	};
+
+	if (cl->cl_len == 0)
+		return;
+	if (band_send(node, &bm) == -1)
+		log_warn("cannot send %zu close reports to %s: %m",
+		    cl->cl_len / BAND_CLOSED_ENTRY, qtd->cf->c_nodes[node].n_name);
+	cl->cl_len = 0;
+}
+
+/* Sends every pending close report now (timer, reload, stop). */
+void
+back_close_flush(void)
+{
+	size_t i;
+
+	for (i = 0; i < QT_MAX_NODES && i < qtd->cf->c_nnodes; i++)
+		close_flush_node((int)i);
+	if (close_timer_ready)
+		ev_timer_stop(qtd->loop, &close_timer);
+}
+
+static void
+close_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	back_close_flush();
+}
+
 /* A back flow ends: the front may stop steering once our socket is fully
  * closed, which flow_finish() waited for.  An aborted flow was closed
  * silently on the front's word: nothing to report. */
 void
 back_flow_ended(struct flow *f)
 {
-	if (f->f_aborted)
+	struct close_batch *cl;
+	struct band_closed c = {
+		.c_cip = f->f_cip,
+		.c_cport = f->f_cport,
+		.c_svc = (uint16_t)f->f_svc,
+		.c_bytes = f->f_bytes,
+		.c_requests = (uint32_t)f->f_requests,
+	};
+
+	if (f->f_aborted || f->f_peer < 0)
 		return;
-	if (band_send_flow(f, BAND_CLOSED, 0, f->f_bytes, f->f_requests) == -1)
-		flow_log(f, LOG_L_WARN, "report", "cannot tell %s: %m",
-		    qtd->cf->c_nodes[f->f_peer].n_name);
+	memcpy(c.c_token, f->f_token, QT_TOKEN_LEN);
+	cl = &closes[f->f_peer];
+	band_closed_put(cl->cl_buf + cl->cl_len, &c);
+	cl->cl_len += BAND_CLOSED_ENTRY;
+	if (cl->cl_len + BAND_CLOSED_ENTRY > sizeof(cl->cl_buf)) {
+		close_flush_node(f->f_peer);
+		return;
+	}
+	if (!close_timer_ready) {
+		ev_timer_init(&close_timer, close_timeout, CLOSE_BATCH_MS / 1e3,
+		    0);
+		close_timer_ready = 1;
+	}
+	if (!ev_is_active(&close_timer)) {
+		ev_timer_set(&close_timer, CLOSE_BATCH_MS / 1e3, 0);
+		ev_timer_start(qtd->loop, &close_timer);
+	}
 }
 
 /*

@@ -108,6 +108,33 @@ band_send(int node, const struct band_msg *bm)
 	return 0;
 }
 
+void
+band_closed_put(uint8_t *e, const struct band_closed *c)
+{
+	memcpy(e, c->c_token, QT_TOKEN_LEN);
+	memcpy(e + 8, &c->c_cip, 4);
+	memcpy(e + 12, &c->c_cport, 2);
+	e[14] = (uint8_t)(c->c_svc >> 8);
+	e[15] = (uint8_t)c->c_svc;
+	put64(e + 16, c->c_bytes);
+	e[24] = (uint8_t)(c->c_requests >> 24);
+	e[25] = (uint8_t)(c->c_requests >> 16);
+	e[26] = (uint8_t)(c->c_requests >> 8);
+	e[27] = (uint8_t)c->c_requests;
+}
+
+void
+band_closed_get(const uint8_t *e, struct band_closed *c)
+{
+	memcpy(c->c_token, e, QT_TOKEN_LEN);
+	memcpy(&c->c_cip, e + 8, 4);
+	memcpy(&c->c_cport, e + 12, 2);
+	c->c_svc = (uint16_t)(e[14] << 8 | e[15]);
+	c->c_bytes = get64(e + 16);
+	c->c_requests = (uint32_t)e[24] << 24 | (uint32_t)e[25] << 16 |
+	    (uint32_t)e[26] << 8 | e[27];
+}
+
 /* Sends a message about flow f to its peer: the usual case. */
 int
 band_send_flow(const struct flow *f, enum band_type type, uint32_t status,

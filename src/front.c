@@ -321,6 +321,13 @@ front_accept(struct ev_loop *loop, ev_io *w, int revents)
 			(void)close(fd);
 			continue;
 		}
+		/* Delayed ACKs from the start: the request is answered by
+		 * the response (served here) or by the back (handed off),
+		 * whose segments acknowledge it; a quick ACK from us would
+		 * be a packet for nothing on every hand-off.  If the request
+		 * came before this, it was ACKed already: no harm. */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &(int){ 0 },
+		    sizeof(int));
 		qtd->st.st_accepted++;
 		f->f_fd = fd;
 		f->f_svc = svc;
@@ -520,6 +527,29 @@ band_flow(int node, const struct band_msg *bm)
 	return f;
 }
 
+/* A back's batch of close reports (back_flow_ended). */
+static void
+closed_batch(int node, const struct band_msg *bm)
+{
+	struct band_closed c;
+	struct band_msg one = { .bm_type = BAND_CLOSED };
+	struct flow *f;
+	size_t i;
+
+	for (i = 0; i + BAND_CLOSED_ENTRY <= bm->bm_plen;
+	    i += BAND_CLOSED_ENTRY) {
+		band_closed_get(bm->bm_payload + i, &c);
+		if (c.c_svc >= qtd->cf->c_nsvcs)
+			continue;
+		memcpy(one.bm_token, c.c_token, QT_TOKEN_LEN);
+		one.bm_cip = c.c_cip;
+		one.bm_cport = c.c_cport;
+		one.bm_svc = c.c_svc;
+		if ((f = band_flow(node, &one)))
+			front_closed(f, c.c_bytes, c.c_requests);
+	}
+}
+
 void
 front_band(int node, const struct band_msg *bm)
 {
@@ -527,6 +557,10 @@ front_band(int node, const struct band_msg *bm)
 
 	if (bm->bm_type == BAND_CHECK_REPLY) {
 		check_reply(node, bm);
+		return;
+	}
+	if (bm->bm_type == BAND_CLOSED) {
+		closed_batch(node, bm);
 		return;
 	}
 	if (!(f = band_flow(node, bm)))
@@ -537,9 +571,6 @@ front_band(int node, const struct band_msg *bm)
 		return;
 	case BAND_REFUSE:
 		front_refused(f, (int)bm->bm_status);
-		return;
-	case BAND_CLOSED:
-		front_closed(f, bm->bm_a, (unsigned)bm->bm_b);
 		return;
 	default:
 		return;

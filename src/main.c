@@ -246,6 +246,7 @@ main(int argc, char **argv)
 	while ((f = TAILQ_FIRST(&d.flows)))
 		flow_close(f, "daemon stopping");
 	flow_reap();
+	back_close_flush();
 	if (d.stop_cleanup)
 		steer_teardown();
 	capture_close(d.cap);

@@ -112,6 +112,7 @@ reload(char *err, size_t errlen)
 	int rc;
 
 	sysd_notify("RELOADING=1");
+	back_close_flush();	/* pending reports are by node index */
 	rc = reload_do(err, errlen);
 	sysd_notify("READY=1");
 	return rc;

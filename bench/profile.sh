@@ -1,0 +1,154 @@
+#!/bin/bash
+# Profile: where a hand-off's cost goes on the front.
+#
+# A three-node cluster in network namespaces (lib.sh); wrk sends
+# "Connection: close" requests for 1 KB objects owned by n2 and n3 through
+# n1, so every request is one hand-off by n1.  Three passes of the same
+# load, DURATION s each:
+#
+#   plain   n1's daemon CPU per hand-off (schedstat), n1's eth0 packets
+#           per hand-off (in and out), the daemon's event-loop wake-ups
+#           (voluntary context switches) per hand-off
+#   strace  strace -c -f on n1's daemon: system calls per hand-off, by
+#           name (strace slows the daemon: only the counts are read)
+#   perf    perf record -g on n1's daemon: the top symbols, self and with
+#           children (the kernel's share included)
+#
+# Figures only: it never asserts, and exits 0 unless the setup fails.
+#
+# Environment:
+#   DURATION=4   seconds per pass
+#   CONNS=8      wrk connections
+#   TOP=25       symbols shown per perf table
+#   PERF=1       0 skips the perf pass; STRACE=1 likewise
+#   QT_BUILD=<repo>/build
+
+set -u
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+QT_BUILD=${QT_BUILD:-$REPO/build}
+DURATION=${DURATION:-4}
+CONNS=${CONNS:-8}
+TOP=${TOP:-25}
+PERF=${PERF:-1}
+STRACE=${STRACE:-1}
+
+die() { echo "bench/profile.sh: $*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root: it builds network namespaces"
+for t in wrk ip awk python3; do
+	command -v "$t" >/dev/null || die "$t not found"
+done
+[ "$STRACE" = 0 ] || command -v strace >/dev/null || die "strace not found"
+[ "$PERF" = 0 ] || command -v perf >/dev/null || die "perf not found"
+if [ ! -x "$QT_BUILD/quicktwitchd" ] || [ ! -x "$QT_BUILD/qtpick" ]; then
+	cmake -S "$REPO" -B "$QT_BUILD" >/dev/null &&
+	    cmake --build "$QT_BUILD" -j"$(nproc)" >/dev/null || die "build failed"
+fi
+
+export QT_BUILD
+# shellcheck source=tests/integration/lib.sh
+source "$REPO/tests/integration/lib.sh"
+require_root
+QTCTL=$QT_BUILD/qtctl
+
+make_cluster 3
+pa=$(name_owned_by 2 prof) || fail "no path owned by n2"
+pb=$(name_owned_by 3 prof) || fail "no path owned by n3"
+make_file "$pa" 1024
+make_file "$pb" 1024
+start_cluster
+D=${DPID[1]}
+
+cat >"$TMP/wrk.lua" <<'LUA'
+local paths, i = {}, 0
+function init(args)
+	for _, p in ipairs(args) do paths[#paths + 1] = "/" .. p end
+end
+function request()
+	i = i % #paths + 1
+	return wrk.format(nil, paths[i], { ["Connection"] = "close" })
+end
+LUA
+
+handoffs() {
+	in_node 1 "$QTCTL" -s "$TMP/n1.sock" stats --json |
+	    python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"]["handoffs"])'
+}
+taken_back() {
+	in_node 1 "$QTCTL" -s "$TMP/n1.sock" stats --json |
+	    python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"]["taken_back"])'
+}
+load() {
+	in_client wrk -t1 -c "$CONNS" -d "${DURATION}s" -s "$TMP/wrk.lua" \
+	    "http://$(addr 1)/" -- "$pa" "$pb" >"$TMP/wrk.out" 2>&1
+	sleep 1		# the teardowns of the last flows
+}
+ns_cpu() { awk '{s += $1} END {printf "%.0f\n", s}' /proc/"$D"/task/*/schedstat; }
+ctxsw() { awk '/^voluntary_ctxt_switches/ {print $2}' /proc/"$D"/status; }
+pkts() { in_node 1 cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/tx_packets | tr '\n' ' '; }
+
+# Warm-up: ARP, page cache, the daemons' first allocations.
+in_client wrk -t1 -c 2 -d 1s -s "$TMP/wrk.lua" "http://$(addr 1)/" -- "$pa" "$pb" >/dev/null 2>&1
+sleep 1
+
+echo "== quicktwitch hand-off profile: $(nproc) cores, $(uname -r), tree $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)"
+echo "load: wrk -c $CONNS, Connection: close, 1 KB objects owned by n2 and n3, through n1, ${DURATION} s per pass"
+
+# --- plain ------------------------------------------------------------------
+h0=$(handoffs) c0=$(ns_cpu) v0=$(ctxsw) tb0=$(taken_back)
+read -r rx0 tx0 <<<"$(pkts)"
+load
+h1=$(handoffs) c1=$(ns_cpu) v1=$(ctxsw) tb1=$(taken_back)
+read -r rx1 tx1 <<<"$(pkts)"
+n=$((h1 - h0))
+[ "$n" -gt 0 ] || fail "no hand-off in the plain pass: $(tail -n 3 "$TMP/wrk.out")"
+awk -v n="$n" -v c=$((c1 - c0)) -v v=$((v1 - v0)) -v rx=$((rx1 - rx0)) \
+    -v tx=$((tx1 - tx0)) -v tb=$((tb1 - tb0)) -v d="$DURATION" 'BEGIN {
+	printf "\n-- plain pass: %d hand-offs (%.0f/s), %d taken back\n", n, n / d, tb
+	printf "daemon CPU per hand-off      %8.1f us (schedstat, the daemon'"'"'s threads)\n", c / 1e3 / n
+	printf "event-loop sleeps per hand-off %6.2f (voluntary context switches)\n", v / n
+	printf "n1 eth0 packets per hand-off %8.2f in, %.2f out\n", rx / n, tx / n }'
+
+# --- strace -----------------------------------------------------------------
+if [ "$STRACE" != 0 ]; then
+	h0=$(handoffs)
+	strace -c -f -q -p "$D" -o "$TMP/strace.txt" >/dev/null 2>&1 &
+	sp=$!
+	sleep 0.5
+	load
+	kill -INT "$sp" 2>/dev/null
+	wait "$sp" 2>/dev/null
+	n=$(($(handoffs) - h0))
+	echo
+	echo "-- strace pass: $n hand-offs; system calls per hand-off (strace -c -f)"
+	awk -v n="$n" '$1 ~ /^[0-9.]+$/ && NF >= 5 {
+		name = $NF; calls = $4
+		if (name == "total") { total = calls; next }
+		errs = (NF == 6) ? $5 : 0
+		printf "%-20s %7.2f%s\n", name, calls / n,
+		    errs ? sprintf("  (%.2f failed)", errs / n) : ""
+	} END { printf "%-20s %7.2f\n", "total", total / n }' "$TMP/strace.txt" |
+	    sort -k2 -g -r
+fi
+
+# --- perf -------------------------------------------------------------------
+if [ "$PERF" != 0 ]; then
+	h0=$(handoffs)
+	perf record -q -g -p "$D" -o "$TMP/perf.data" >/dev/null 2>&1 &
+	pp=$!
+	sleep 0.5
+	load
+	kill -INT "$pp" 2>/dev/null
+	wait "$pp" 2>/dev/null
+	n=$(($(handoffs) - h0))
+	echo
+	echo "-- perf pass: $n hand-offs; the daemon's samples by symbol, self (top $TOP)"
+	perf report -i "$TMP/perf.data" --no-children --sort symbol \
+	    --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' |
+	    head -n "$TOP"
+	echo
+	echo "-- the same with children (what each call costs, kernel work included; top $TOP)"
+	perf report -i "$TMP/perf.data" --children --sort symbol \
+	    --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' |
+	    head -n "$TOP"
+fi
