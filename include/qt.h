@@ -69,6 +69,9 @@ struct qt_route {
 };
 
 enum qt_hash_key { HK_PATH, HK_PATH_QUERY, HK_HOST_PATH };
+/* Which flow events are logged at info: every step, or one line at the
+ * flow's end (an access log), or none (steps and ends at debug). */
+enum qt_log_flows { LF_END, LF_ALL, LF_NONE };
 
 struct qt_service {
 	char		 s_name[QT_NAME_MAX];
@@ -121,6 +124,7 @@ struct qt_config {
 	int			 c_set_sysctls;
 	int			 c_stop_cleanup;	/* stop removes our state */
 	int			 c_log_level;
+	int			 c_log_flows;		/* enum qt_log_flows */
 };
 
 /* Parses path into *cf.  Every error is logged as file:line: message;

@@ -207,6 +207,9 @@ ssize_t		 flow_read(struct flow *);
 void		 flow_reap(void);
 void		 flow_note_request(struct flow *, const struct http_req *);
 const char	*flow_state_name(enum flow_state);
+/* The level of a flow's intermediate steps, by log-flows. */
+#define flow_step_level() \
+	(qtd->cf->c_log_flows == LF_ALL ? LOG_L_INFO : LOG_L_DEBUG)
 void		 flow_log(const struct flow *, int level, const char *event,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

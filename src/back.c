@@ -163,7 +163,7 @@ rebuild(struct reasm *a)
 	flow_tuple_add(f);
 	qtd->st.st_back_flows++;
 	asm_reply(a, BAND_CONFIRM, 0);
-	flow_log(f, LOG_L_INFO, "materialized", "from %s on port %u",
+	flow_log(f, flow_step_level(), "materialized", "from %s on port %u",
 	    cf->c_nodes[a->a_origin].n_name, ntohs(a->a_bport));
 	serve_start(f);
 }

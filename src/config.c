@@ -18,7 +18,8 @@
 
 #define CF_MAXARGS	16
 
-enum cf_kind { CF_UINT, CF_BOOL, CF_STR, CF_PORT, CF_LOGLEVEL, CF_HASHKEY };
+enum cf_kind { CF_UINT, CF_BOOL, CF_STR, CF_PORT, CF_LOGLEVEL, CF_HASHKEY,
+    CF_LOGFLOWS };
 
 struct cf_option {
 	const char	*name;
@@ -68,6 +69,7 @@ static const struct cf_option cf_options[] = {
 	{ "stop-cleanup", CF_BOOL, OFF(c_stop_cleanup), 0, 0, 0, "no" },
 	{ "set-sysctls", CF_BOOL, OFF(c_set_sysctls), 0, 0, 0, "no" },
 	{ "log-level", CF_LOGLEVEL, OFF(c_log_level), 0, 0, 0, "info" },
+	{ "log-flows", CF_LOGFLOWS, OFF(c_log_flows), 0, 0, 0, "end" },
 	{ "hash-key", CF_HASHKEY, OFF(c_hash_key), 0, 0, 0, "path" },
 	{ "bounded-load", CF_UINT, OFF(c_bounded_load), 0, 0, 1000, "0" },
 	{ "heartbeat-interval", CF_UINT, OFF(c_hb_interval), 0, 20, 60000,
@@ -207,6 +209,20 @@ cf_set(struct cf_ctx *x, const struct cf_option *o, const char *val)
 		else {
 			cf_error(x, "%s: \"%s\" is not one of path, "
 			    "path-query, host-path", o->name, val);
+			return -1;
+		}
+		*(int *)field = b;
+		return 0;
+	case CF_LOGFLOWS:
+		if (!strcmp(val, "end"))
+			b = LF_END;
+		else if (!strcmp(val, "all"))
+			b = LF_ALL;
+		else if (!strcmp(val, "none"))
+			b = LF_NONE;
+		else {
+			cf_error(x, "%s: \"%s\" is not one of end, all, none",
+			    o->name, val);
 			return -1;
 		}
 		*(int *)field = b;

@@ -317,6 +317,8 @@ flow_stop_watchers(struct flow *f)
 void
 flow_close(struct flow *f, const char *why)
 {
+	const char *where;
+
 	if (f->f_dead)
 		return;
 	f->f_dead = 1;
@@ -343,9 +345,23 @@ flow_close(struct flow *f, const char *why)
 		steer_del(f);
 	if (f->f_back)
 		back_flow_ended(f);
-	flow_log(f, LOG_L_INFO, "closed", "%s after %llu ms, %u requests, "
-	    "%llu bytes%s%s", why, (unsigned long long)(now_ms() - f->f_t0),
-	    f->f_requests, (unsigned long long)f->f_bytes,
+	/* The flow's one line in the default log-flows (end): where it
+	 * went or came from, as its steps would have said. */
+	if (f->f_peer < 0)
+		where = "";
+	else if (f->f_back)
+		where = ", from ";
+	else if (f->f_state == FS_HANDED_OFF || f->f_state == FS_GRACE)
+		where = ", handed to ";
+	else if (f->f_state == FS_PROXY)
+		where = ", proxied to ";
+	else
+		where = "";		/* served here: the reason says why */
+	flow_log(f, qtd->cf->c_log_flows == LF_NONE ? LOG_L_DEBUG :
+	    LOG_L_INFO, "closed", "%s after %llu ms, %u requests, %llu bytes"
+	    "%s%s%s%s", why, (unsigned long long)(now_ms() - f->f_t0),
+	    f->f_requests, (unsigned long long)f->f_bytes, where,
+	    where[0] ? qtd->cf->c_nodes[f->f_peer].n_name : "",
 	    f->f_reqline[0] ? ", first " : "", f->f_reqline);
 	flow_hash_del(f);
 	TAILQ_REMOVE(&qtd->flows, f, f_entry);

@@ -154,7 +154,7 @@ replay_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	qtd->st.st_resends++;
-	flow_log(f, LOG_L_INFO, "resend", "try %u", f->f_tries + 1);
+	flow_log(f, flow_step_level(), "resend", "try %u", f->f_tries + 1);
 	if (send_replay(f) == -1) {
 		take_back(f, TB_ERROR, "replay send failed");
 		return;
@@ -399,7 +399,7 @@ front_confirmed(struct flow *f)
 	f->f_state = FS_HANDED_OFF;
 	f->f_checked = now_ms();
 	qtd->st.st_handed_off++;
-	flow_log(f, LOG_L_INFO, "handed-off", "to %s after %u tries: %s",
+	flow_log(f, flow_step_level(), "handed-off", "to %s after %u tries: %s",
 	    qtd->cf->c_nodes[f->f_peer].n_name, f->f_tries + 1, f->f_reqline);
 }
 

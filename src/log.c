@@ -37,6 +37,7 @@
 
 static int	log_level = LOG_L_INFO;
 static const char *log_ident = "quicktwitchd";
+static int log_pid;		/* the daemon never forks: read once */
 static int	log_journal;	/* stderr is the journal: send natively */
 static int	log_plain;	/* bare messages, for -n */
 static int	log_atexit;
@@ -114,6 +115,7 @@ void
 log_init(const char *ident, int level)
 {
 	log_ident = ident;
+	log_pid = (int)getpid();
 	log_level = level;
 	log_journal = log_stderr_is_journal();
 	/* Summaries of what was left out are not lost at exit. */
@@ -249,7 +251,8 @@ log_write(int level, const struct log_where *w, const char *msg,
 	} else if (log_plain)
 		fprintf(stderr, "%s\n", msg);
 	else
-		fprintf(stderr, "%s[%d]: %s: %s\n", log_ident, (int)getpid(),
+		fprintf(stderr, "%s[%d]: %s: %s\n", log_ident, log_pid ? log_pid :
+		    (int)getpid(),
 		    log_levels[level].name, msg);
 }
 

@@ -138,6 +138,9 @@ write_config() {
 		echo "handoff-timeout 200"
 		echo "handoff-tries 3"
 		echo "conntrack-grace 500"
+		# Every flow step logged: the tests read them.  LOG_FLOWS=""
+		# leaves the default (one line per flow, at its end).
+		[ -n "${LOG_FLOWS-all}" ] && echo "log-flows ${LOG_FLOWS-all}"
 		for l in "$@"; do echo "$l"; done
 	} > "$TMP/n$n.conf"
 }
