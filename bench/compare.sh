@@ -52,6 +52,7 @@
 #   OUT_FLOWS=/tmp/qt-bench-compare-flows.csv
 #   PLOT=/tmp/qt-bench-compare.png
 #   LOGS=          a directory to copy the daemons' logs to at the end
+#   LOG_FLOWS=   the daemons' log-flows (empty: the default, end)
 #   QT_BUILD=<repo>/build
 
 set -u
@@ -126,6 +127,8 @@ FDMAX=$(ulimit -n)
 export QT_BUILD
 # shellcheck source=tests/integration/lib.sh
 source "$REPO/tests/integration/lib.sh"
+# The daemons log as shipped (log-flows end), not as the tests do.
+LOG_FLOWS=${LOG_FLOWS-}
 require_root
 
 HZ=$(getconf CLK_TCK)

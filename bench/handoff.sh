@@ -27,6 +27,7 @@
 #                work of the last requests land in the chunk)
 #   QUIET_MAX=30 seconds to wait at most for the machine to be idle first
 #   OUT=/tmp/qt-bench-handoff.csv
+#   LOG_FLOWS=   the daemons' log-flows (empty: the default, end)
 #   QT_BUILD=<repo>/build
 
 set -u
@@ -59,6 +60,8 @@ fi
 export QT_BUILD
 # shellcheck source=tests/integration/lib.sh
 source "$REPO/tests/integration/lib.sh"
+# The daemons log as shipped (log-flows end), not as the tests do.
+LOG_FLOWS=${LOG_FLOWS-}
 require_root
 
 HZ=$(getconf CLK_TCK)

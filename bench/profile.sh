@@ -21,6 +21,7 @@
 #   CONNS=8      wrk connections
 #   TOP=25       symbols shown per perf table
 #   PERF=1       0 skips the perf pass; STRACE=1 likewise
+#   LOG_FLOWS=   the daemons' log-flows (empty: the default, end)
 #   QT_BUILD=<repo>/build
 
 set -u
@@ -48,6 +49,8 @@ fi
 export QT_BUILD
 # shellcheck source=tests/integration/lib.sh
 source "$REPO/tests/integration/lib.sh"
+# The daemons log as shipped (log-flows end), not as the tests do.
+LOG_FLOWS=${LOG_FLOWS-}
 require_root
 QTCTL=$QT_BUILD/qtctl
 
