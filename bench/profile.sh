@@ -1,17 +1,18 @@
 #!/bin/bash
-# Profile: where a hand-off's cost goes on the front.
+# Profile: where a hand-off's cost goes, on the front or on the back.
 #
 # A three-node cluster in network namespaces (lib.sh); wrk sends
 # "Connection: close" requests for 1 KB objects owned by n2 and n3 through
-# n1, so every request is one hand-off by n1.  Three passes of the same
+# n1, so every request is one hand-off by n1 (NODE=2: objects owned by n2
+# only, and n2's daemon is the one profiled).  Three passes of the same
 # load, DURATION s each:
 #
-#   plain   n1's daemon CPU per hand-off (schedstat), n1's eth0 packets
-#           per hand-off (in and out), the daemon's event-loop wake-ups
+#   plain   the daemon's CPU per hand-off (schedstat), its node's eth0
+#           packets per hand-off (in and out), its event-loop wake-ups
 #           (voluntary context switches) per hand-off
-#   strace  strace -c -f on n1's daemon: system calls per hand-off, by
+#   strace  strace -c -f on the daemon: system calls per hand-off, by
 #           name (strace slows the daemon: only the counts are read)
-#   perf    perf record -g on n1's daemon: the top symbols, self and with
+#   perf    perf record -g on the daemon: the top symbols, self and with
 #           children (the kernel's share included)
 #
 # Figures only: it never asserts, and exits 0 unless the setup fails.
@@ -21,6 +22,9 @@
 #   CONNS=8      wrk connections
 #   TOP=25       symbols shown per perf table
 #   PERF=1       0 skips the perf pass; STRACE=1 likewise
+#   NODE=1       the daemon profiled: 1 (the front) or 2 (the back)
+#   UPSTREAM=0   1: each back relays to its own nginx (127.0.0.1:8080),
+#                as in bench/compare.sh, instead of its built-in responder
 #   LOG_FLOWS=   the daemons' log-flows (empty: the default, end)
 #   QT_BUILD=<repo>/build
 
@@ -32,10 +36,13 @@ CONNS=${CONNS:-8}
 TOP=${TOP:-25}
 PERF=${PERF:-1}
 STRACE=${STRACE:-1}
+NODE=${NODE:-1}
+UPSTREAM=${UPSTREAM:-0}
 
 die() { echo "bench/profile.sh: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root: it builds network namespaces"
+case $NODE in 1 | 2) ;; *) die "NODE must be 1 or 2" ;; esac
 for t in wrk ip awk python3; do
 	command -v "$t" >/dev/null || die "$t not found"
 done
@@ -59,8 +66,17 @@ pa=$(name_owned_by 2 prof) || fail "no path owned by n2"
 pb=$(name_owned_by 3 prof) || fail "no path owned by n3"
 make_file "$pa" 1024
 make_file "$pb" 1024
+[ "$NODE" = 2 ] && pb=$pa	# all for n2
+if [ "$UPSTREAM" = 1 ]; then
+	command -v nginx >/dev/null || die "nginx not found"
+	for i in 1 2 3; do
+		nginx_start "$i" 127.0.0.1:8080
+		write_config "$i"
+		sed -i 's/^service http port 80 handoff-base 8000$/& upstream 127.0.0.1:8080/' "$TMP/n$i.conf"
+	done
+fi
 start_cluster
-D=${DPID[1]}
+D=${DPID[$NODE]}
 
 cat >"$TMP/wrk.lua" <<'LUA'
 local paths, i = {}, 0
@@ -88,14 +104,14 @@ load() {
 }
 ns_cpu() { awk '{s += $1} END {printf "%.0f\n", s}' /proc/"$D"/task/*/schedstat; }
 ctxsw() { awk '/^voluntary_ctxt_switches/ {print $2}' /proc/"$D"/status; }
-pkts() { in_node 1 cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/tx_packets | tr '\n' ' '; }
+pkts() { in_node "$NODE" cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/tx_packets | tr '\n' ' '; }
 
 # Warm-up: ARP, page cache, the daemons' first allocations.
 in_client wrk -t1 -c 2 -d 1s -s "$TMP/wrk.lua" "http://$(addr 1)/" -- "$pa" "$pb" >/dev/null 2>&1
 sleep 1
 
 echo "== quicktwitch hand-off profile: $(nproc) cores, $(uname -r), tree $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)"
-echo "load: wrk -c $CONNS, Connection: close, 1 KB objects owned by n2 and n3, through n1, ${DURATION} s per pass"
+echo "load: wrk -c $CONNS, Connection: close, 1 KB objects owned by $([ "$NODE" = 2 ] && echo n2 || echo "n2 and n3"), through n1, ${DURATION} s per pass; profiled: n$NODE's daemon ($([ "$NODE" = 1 ] && echo front || echo back)), backs serving with $([ "$UPSTREAM" = 1 ] && echo "their nginx (relay)" || echo "the built-in responder")"
 
 # --- plain ------------------------------------------------------------------
 h0=$(handoffs) c0=$(ns_cpu) v0=$(ctxsw) tb0=$(taken_back)
