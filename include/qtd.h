@@ -38,6 +38,8 @@ enum flow_state {
 
 struct flow {
 	TAILQ_ENTRY(flow)	 f_entry;
+	TAILQ_ENTRY(flow)	 f_sweep;	/* front: in a sweep queue */
+	int			 f_sq;		/* which: SQ_* */
 	struct flow		*f_hnext;	/* token hash chain */
 	struct flow		*f_tnext;	/* tuple hash chain */
 	uint64_t		 f_id;
@@ -176,6 +178,13 @@ struct qtd {
 						 * stamp seen, by node id */
 	struct flowq		 flows;
 	struct flowq		 dead;
+	/* Handed-off flows the sweep asks backs about, so that it walks
+	 * only the flows that are due, not every flow: by time of asking
+	 * (every sweep-interval), and those to ask every second (the
+	 * client's FIN or RST seen, or adopted after a restart). */
+	struct flowq		 sweepq;
+	struct flowq		 urgentq;
+	size_t			 n_urgent;
 	size_t			 nflows;
 	struct fhash		 front_hash;	/* by token, our hand-offs */
 	struct fhash		 back_hash;	/* by token, flows we serve
@@ -190,6 +199,8 @@ struct qtd {
 };
 
 extern struct qtd	*qtd;
+
+enum { SQ_NONE, SQ_NORMAL, SQ_URGENT };
 
 /* flow.c */
 int		 flow_init(void);
@@ -231,6 +242,7 @@ void	front_adopt(void);
 void	front_sweep(void);
 struct band_msg;
 void	front_band(int node, const struct band_msg *);
+void	front_sweep_leave(struct flow *);
 
 /* back.c */
 int	back_capture_start(void);

@@ -323,6 +323,7 @@ flow_close(struct flow *f, const char *why)
 		return;
 	f->f_dead = 1;
 	f->f_why = why;
+	front_sweep_leave(f);
 	if (f->f_serving)
 		qtd->nserving--;
 	flow_stop_watchers(f);

@@ -25,6 +25,7 @@
 
 static void	front_read(struct ev_loop *, ev_io *, int);
 static void	front_reused(uint32_t, uint16_t, uint16_t);
+static void	sweep_enter(struct flow *, int);
 
 /* The node for this request, or -1 to answer it here; *status set for a
  * reject route. */
@@ -398,6 +399,7 @@ front_confirmed(struct flow *f)
 	f->f_frozen = 0;
 	f->f_state = FS_HANDED_OFF;
 	f->f_checked = now_ms();
+	sweep_enter(f, SQ_NORMAL);
 	qtd->st.st_handed_off++;
 	flow_log(f, flow_step_level(), "handed-off", "to %s after %u tries: %s",
 	    qtd->cf->c_nodes[f->f_peer].n_name, f->f_tries + 1, f->f_reqline);
@@ -437,6 +439,7 @@ front_teardown(struct flow *f, const char *why)
 {
 	if (f->f_state != FS_HANDED_OFF)
 		return;
+	front_sweep_leave(f);
 	steer_del(f);
 	f->f_state = FS_GRACE;
 	f->f_why = why;
@@ -628,6 +631,7 @@ fin_pkt(const struct cap_pkt *p, void *arg)
 		f->f_rst = 1;
 	else
 		f->f_fin = 1;
+	sweep_enter(f, SQ_URGENT);
 }
 
 static void
@@ -696,47 +700,90 @@ check_flush(int node, struct check_batch *cb, uint64_t now)
 	cb->cb_len = 0;
 }
 
+/* Puts a handed-off flow at the tail of sweep queue Q (out of the other). */
+static void
+sweep_enter(struct flow *f, int q)
+{
+	front_sweep_leave(f);
+	TAILQ_INSERT_TAIL(q == SQ_URGENT ? &qtd->urgentq : &qtd->sweepq, f,
+	    f_sweep);
+	f->f_sq = q;
+	if (q == SQ_URGENT)
+		qtd->n_urgent++;
+}
+
+void
+front_sweep_leave(struct flow *f)
+{
+	if (f->f_sq == SQ_NONE)
+		return;
+	TAILQ_REMOVE(f->f_sq == SQ_URGENT ? &qtd->urgentq : &qtd->sweepq, f,
+	    f_sweep);
+	if (f->f_sq == SQ_URGENT)
+		qtd->n_urgent--;
+	f->f_sq = SQ_NONE;
+}
+
 /*
- * Called every second.  Each handed-off flow the back has not vouched for
- * within sweep-interval (at once if the client's FIN or RST went by) is
- * asked about, in batches; one the back has not vouched for within
- * flow-timeout is torn down: its back is dead or unreachable, and so is
- * the flow.
+ * One handed-off flow the sweep looks at: torn down if its back has not
+ * vouched for it within flow-timeout, else put in its back's CHECK batch.
+ * Returns 0 if the flow is gone.
+ */
+static int
+sweep_ask(struct flow *f, struct check_batch *batch, uint64_t now)
+{
+	struct check_batch *cb;
+
+	if (now - f->f_checked > qtd->cf->c_flow_timeout) {
+		qtd->st.st_td_sweep++;
+		front_teardown(f, "swept: back silent");
+		return 0;
+	}
+	cb = &batch[f->f_peer];
+	memcpy(cb->cb_buf + cb->cb_len, &f->f_cip, 4);
+	memcpy(cb->cb_buf + cb->cb_len + 4, &f->f_cport, 2);
+	cb->cb_buf[cb->cb_len + 6] = (uint8_t)(f->f_svc >> 8);
+	cb->cb_buf[cb->cb_len + 7] = (uint8_t)f->f_svc;
+	cb->cb_len += BAND_ENTRY;
+	f->f_asked = now;
+	if (cb->cb_len + BAND_ENTRY > sizeof(cb->cb_buf))
+		check_flush(f->f_peer, cb, now);
+	return 1;
+}
+
+/*
+ * Once a second: ask the backs about the handed-off flows that are due,
+ * every sweep-interval, and every second those whose client was seen to
+ * close or reset (or that were adopted at start).  Only due flows are
+ * walked: the queues are in order of asking, so the walk stops at the
+ * first flow that is not, and its cost does not grow with the number of
+ * live flows.
  */
 void
 front_sweep(void)
 {
 	const struct qt_config *cf = qtd->cf;
 	static struct check_batch batch[QT_MAX_NODES];
-	uint64_t now = now_ms();
-	struct flow *f, *next;
-	size_t i;
+	uint64_t now = now_ms(), since;
+	struct flow *f;
+	size_t i, n;
 
-	for (f = TAILQ_FIRST(&qtd->flows); f; f = next) {
-		uint64_t since;
-		struct check_batch *cb;
-
-		next = TAILQ_NEXT(f, f_entry);
-		if (f->f_back || f->f_state != FS_HANDED_OFF)
-			continue;
-		if (now - f->f_checked > cf->c_flow_timeout) {
-			qtd->st.st_td_sweep++;
-			front_teardown(f, "swept: back silent");
-			continue;
-		}
+	/* Urgent ones, each asked at most once a second: one pass, bounded
+	 * by their number now, as each goes back to the tail. */
+	for (n = qtd->n_urgent; n > 0 && (f = TAILQ_FIRST(&qtd->urgentq));
+	    n--) {
+		if (now - f->f_asked < 1000)
+			sweep_enter(f, SQ_URGENT);	/* not yet */
+		else if (sweep_ask(f, batch, now))
+			sweep_enter(f, f->f_fin || f->f_rst ? SQ_URGENT :
+			    SQ_NORMAL);
+	}
+	while ((f = TAILQ_FIRST(&qtd->sweepq))) {
 		since = f->f_asked > f->f_checked ? f->f_asked : f->f_checked;
-		if (now - since < cf->c_sweep_interval &&
-		    !((f->f_fin || f->f_rst) && now - f->f_asked >= 1000))
-			continue;
-		cb = &batch[f->f_peer];
-		memcpy(cb->cb_buf + cb->cb_len, &f->f_cip, 4);
-		memcpy(cb->cb_buf + cb->cb_len + 4, &f->f_cport, 2);
-		cb->cb_buf[cb->cb_len + 6] = (uint8_t)(f->f_svc >> 8);
-		cb->cb_buf[cb->cb_len + 7] = (uint8_t)f->f_svc;
-		cb->cb_len += BAND_ENTRY;
-		f->f_asked = now;
-		if (cb->cb_len + BAND_ENTRY > sizeof(cb->cb_buf))
-			check_flush(f->f_peer, cb, now);
+		if (now - since < cf->c_sweep_interval)
+			break;
+		if (sweep_ask(f, batch, now))
+			sweep_enter(f, SQ_NORMAL);
 	}
 	for (i = 0; i < cf->c_nnodes; i++)
 		check_flush((int)i, &batch[i], now);
@@ -770,6 +817,7 @@ adopt_entry(uint32_t cip, uint16_t cport, uint32_t dip, void *arg)
 	f->f_checked = now_ms() - cf->c_sweep_interval;
 	snprintf(f->f_reqline, sizeof(f->f_reqline), "(adopted)");
 	flow_tuple_add(f);
+	sweep_enter(f, SQ_URGENT);
 	qtd->st.st_adopted++;
 	ac->n++;
 }

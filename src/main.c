@@ -164,6 +164,8 @@ main(int argc, char **argv)
 	d.band_fd = -1;
 	TAILQ_INIT(&d.flows);
 	TAILQ_INIT(&d.dead);
+	TAILQ_INIT(&d.sweepq);
+	TAILQ_INIT(&d.urgentq);
 	if (flow_init() == -1) {
 		log_err("flow tables: %m");
 		return 1;
