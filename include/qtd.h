@@ -83,7 +83,9 @@ struct flow {
 	/* responder */
 	int			 f_file;	/* file being sent, or -1 */
 	off_t			 f_foff, f_fend;
-	char			 f_out[1024];	/* response header */
+	char			*f_out;		/* response header, FLOW_OUT
+						 * bytes, made when needed: a
+						 * handed-off flow has none */
 	size_t			 f_olen, f_ooff;
 	int			 f_keepalive;
 	double			 f_tclose;	/* when our FIN went out */
@@ -201,6 +203,7 @@ struct qtd {
 extern struct qtd	*qtd;
 
 enum { SQ_NONE, SQ_NORMAL, SQ_URGENT };
+#define FLOW_OUT	1024
 
 /* flow.c */
 int		 flow_init(void);
@@ -214,6 +217,7 @@ void		 flow_tuple_add(struct flow *);
 struct flow	*flow_by_tuple(int back, uint32_t cip, uint16_t cport,
 		    uint16_t lport);
 int		 flow_buf_reserve(struct flow *, size_t more);
+char		*flow_out(struct flow *);
 ssize_t		 flow_read(struct flow *);
 void		 flow_reap(void);
 void		 flow_note_request(struct flow *, const struct http_req *);

@@ -233,6 +233,16 @@ flow_by_token(int back, const uint8_t token[QT_TOKEN_LEN])
 	return NULL;
 }
 
+/* The flow's response-header buffer (FLOW_OUT bytes), NULL without
+ * memory. */
+char *
+flow_out(struct flow *f)
+{
+	if (!f->f_out)
+		f->f_out = malloc(FLOW_OUT);
+	return f->f_out;
+}
+
 /* Appends what the socket holds to f_buf: bytes read, 0 at the peer's
  * end, -1 with errno (EAGAIN: nothing yet; ENOMEM: no buffer). */
 ssize_t
@@ -378,6 +388,7 @@ flow_reap(void)
 	while ((f = TAILQ_FIRST(&qtd->dead))) {
 		TAILQ_REMOVE(&qtd->dead, f, f_entry);
 		free(f->f_buf);
+		free(f->f_out);
 		free(f);
 	}
 }

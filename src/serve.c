@@ -156,14 +156,17 @@ respond_status(struct flow *f, int status, int keepalive, const char *extra)
 	const char *text = status_text(status);
 	int n;
 
-	n = snprintf(f->f_out, sizeof(f->f_out),
+	if (!flow_out(f)) {
+		flow_close(f, "out of memory");
+		return;
+	}
+	n = snprintf(f->f_out, FLOW_OUT,
 	    "HTTP/1.1 %d %s\r\nServer: quicktwitch\r\nX-Served-By: %s\r\n"
 	    "Content-Type: text/plain\r\nContent-Length: %zu\r\n%s"
 	    "Connection: %s\r\n\r\n%d %s\n", status, text,
 	    config_self(qtd->cf)->n_name, strlen(text) + 5, extra ? extra : "",
 	    keepalive ? "keep-alive" : "close", status, text);
-	f->f_olen = (size_t)n < sizeof(f->f_out) ? (size_t)n :
-	    sizeof(f->f_out) - 1;
+	f->f_olen = (size_t)n < FLOW_OUT ? (size_t)n : FLOW_OUT - 1;
 	f->f_ooff = 0;
 	f->f_keepalive = keepalive;
 	start_write(f);
@@ -214,12 +217,17 @@ respond(struct flow *f, const struct http_req *r)
 		respond_status(f, 404, f->f_keepalive, NULL);
 		return;
 	}
-	n = snprintf(f->f_out, sizeof(f->f_out),
+	if (!flow_out(f)) {
+		(void)close(fd);
+		flow_close(f, "out of memory");
+		return;
+	}
+	n = snprintf(f->f_out, FLOW_OUT,
 	    "HTTP/1.1 200 OK\r\nServer: quicktwitch\r\nX-Served-By: %s\r\n"
 	    "Content-Type: %s\r\nContent-Length: %lld\r\nConnection: %s\r\n"
 	    "\r\n", config_self(qtd->cf)->n_name, content_type(path),
 	    (long long)sb.st_size, f->f_keepalive ? "keep-alive" : "close");
-	f->f_olen = (size_t)n;
+	f->f_olen = (size_t)n < FLOW_OUT ? (size_t)n : FLOW_OUT - 1;
 	f->f_ooff = 0;
 	if (r->hr_method == HTTP_M_GET) {
 		f->f_file = fd;
