@@ -109,6 +109,18 @@ void		 qct_close(struct qct *);
  * dst:dport.  No such entry is success. */
 int	qct_delete(struct qct *, uint32_t src, uint16_t sport, uint32_t dst,
 	    uint16_t dport);
+/* One exact TCP tuple, addresses network order, ports host order. */
+struct qct_tuple {
+	uint32_t	t_src, t_dst;
+	uint16_t	t_sport, t_dport;
+};
+/*
+ * Deletes the entries of n tuples with one send: the messages go in one
+ * datagram and the acks are read back at once.  Entries already gone are
+ * no error.  0, or -1 with the errno of the first other failure (the rest
+ * are still tried).
+ */
+int	qct_delete_many(struct qct *, const struct qct_tuple *, size_t n);
 /*
  * Creates the TCP entry csrc:csport -> fdst:fdport, ESTABLISHED, DNATed to
  * bdst:bdport: the entry conntrack would make by picking the flow up from

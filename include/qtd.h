@@ -76,6 +76,7 @@ struct flow {
 						 * last vouched for the flow */
 	uint64_t		 f_asked;	/* front: when (ms) we last
 						 * asked it */
+	uint64_t		 f_grace_end;	/* front: ms, in SQ_GRACE */
 	int			 f_fin, f_rst;	/* front: the client's FIN or
 						 * RST went past us */
 	int			 f_peer_fin;	/* back: the client's FIN came
@@ -187,6 +188,11 @@ struct qtd {
 	struct flowq		 sweepq;
 	struct flowq		 urgentq;
 	size_t			 n_urgent;
+	/* Flows in their conntrack grace, in order of its end: their
+	 * entries go in batches (grace_run), not one netlink round trip
+	 * each. */
+	struct flowq		 graceq;
+	ev_timer		 grace_timer;
 	size_t			 nflows;
 	struct fhash		 front_hash;	/* by token, our hand-offs */
 	struct fhash		 back_hash;	/* by token, flows we serve
@@ -202,7 +208,7 @@ struct qtd {
 
 extern struct qtd	*qtd;
 
-enum { SQ_NONE, SQ_NORMAL, SQ_URGENT };
+enum { SQ_NONE, SQ_NORMAL, SQ_URGENT, SQ_GRACE };
 #define FLOW_OUT	1024
 
 /* flow.c */
@@ -321,6 +327,7 @@ void	steer_set_name(size_t svc, uint32_t peer_id, char *buf, size_t len);
 int	steer_add(struct flow *);
 void	steer_del(struct flow *);
 void	steer_ct_delete(struct flow *);
+void	steer_ct_delete_many(struct flow *const *, size_t);
 
 /* main.c */
 /* Ends the event loop; with cleanup, everything this node owns in the

@@ -417,15 +417,39 @@ front_refused(struct flow *f, int err)
 	take_back(f, TB_REFUSED, why);
 }
 
-static void
-grace_over(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct flow *f = container_of(w, struct flow, f_timer);
+/*
+ * The end of flows' conntrack grace: their entries go in one batch, then
+ * the flows.  Runs at the head's end, but no sooner than GRACE_BATCH_MS
+ * after the last run, so that ends close together share a batch.
+ */
+#define GRACE_BATCH_MS	10
 
-	(void)loop;
+static void
+grace_run(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct flow *fl[64], *f;
+	uint64_t now = now_ms();
+	size_t n, i;
+	double next;
+
 	(void)revents;
-	steer_ct_delete(f);
-	flow_close(f, f->f_why);
+	do {
+		for (n = 0; n < 64 && (f = TAILQ_FIRST(&qtd->graceq)) &&
+		    f->f_grace_end <= now; n++) {
+			front_sweep_leave(f);
+			fl[n] = f;
+		}
+		steer_ct_delete_many(fl, n);
+		for (i = 0; i < n; i++)
+			flow_close(fl[i], fl[i]->f_why);
+	} while (n == 64);
+	if ((f = TAILQ_FIRST(&qtd->graceq))) {
+		next = f->f_grace_end > now ? (f->f_grace_end - now) / 1e3 : 0;
+		if (next < GRACE_BATCH_MS / 1e3)
+			next = GRACE_BATCH_MS / 1e3;
+		ev_timer_set(w, next, 0);
+		ev_timer_start(loop, w);
+	}
 }
 
 /*
@@ -443,8 +467,13 @@ front_teardown(struct flow *f, const char *why)
 	steer_del(f);
 	f->f_state = FS_GRACE;
 	f->f_why = why;
-	ev_timer_init(&f->f_timer, grace_over, qtd->cf->c_ct_grace / 1000.0, 0);
-	ev_timer_start(qtd->loop, &f->f_timer);
+	f->f_grace_end = now_ms() + qtd->cf->c_ct_grace;
+	sweep_enter(f, SQ_GRACE);
+	if (!ev_is_active(&qtd->grace_timer)) {
+		ev_timer_init(&qtd->grace_timer, grace_run,
+		    qtd->cf->c_ct_grace / 1000.0, 0);
+		ev_timer_start(qtd->loop, &qtd->grace_timer);
+	}
 }
 
 static void
@@ -700,13 +729,20 @@ check_flush(int node, struct check_batch *cb, uint64_t now)
 	cb->cb_len = 0;
 }
 
-/* Puts a handed-off flow at the tail of sweep queue Q (out of the other). */
+static struct flowq *
+sweep_queue(int q)
+{
+	return q == SQ_URGENT ? &qtd->urgentq : q == SQ_GRACE ?
+	    &qtd->graceq : &qtd->sweepq;
+}
+
+/* Puts a flow at the tail of queue Q (out of any other): handed-off flows
+ * in the sweep's, flows in their grace in graceq. */
 static void
 sweep_enter(struct flow *f, int q)
 {
 	front_sweep_leave(f);
-	TAILQ_INSERT_TAIL(q == SQ_URGENT ? &qtd->urgentq : &qtd->sweepq, f,
-	    f_sweep);
+	TAILQ_INSERT_TAIL(sweep_queue(q), f, f_sweep);
 	f->f_sq = q;
 	if (q == SQ_URGENT)
 		qtd->n_urgent++;
@@ -717,8 +753,7 @@ front_sweep_leave(struct flow *f)
 {
 	if (f->f_sq == SQ_NONE)
 		return;
-	TAILQ_REMOVE(f->f_sq == SQ_URGENT ? &qtd->urgentq : &qtd->sweepq, f,
-	    f_sweep);
+	TAILQ_REMOVE(sweep_queue(f->f_sq), f, f_sweep);
 	if (f->f_sq == SQ_URGENT)
 		qtd->n_urgent--;
 	f->f_sq = SQ_NONE;

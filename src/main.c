@@ -166,6 +166,7 @@ main(int argc, char **argv)
 	TAILQ_INIT(&d.dead);
 	TAILQ_INIT(&d.sweepq);
 	TAILQ_INIT(&d.urgentq);
+	TAILQ_INIT(&d.graceq);
 	if (flow_init() == -1) {
 		log_err("flow tables: %m");
 		return 1;

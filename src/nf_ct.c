@@ -212,6 +212,104 @@ qct_delete(struct qct *qc, uint32_t src, uint16_t sport, uint32_t dst,
 	return 0;
 }
 
+/* Requests per datagram of qct_delete_many(): a delete is ~100 bytes. */
+#define QCT_BATCH	64
+
+/* The acks of a batch sent with sequence numbers first..last: all queued
+ * by the time the send returned (the kernel handles the messages in the
+ * sender's context), so read without waiting. */
+static int
+qct_batch_acks(struct qct *qc, unsigned first, unsigned last, size_t want)
+{
+	const struct nlmsghdr *nlh;
+	const struct nlmsgerr *err;
+	size_t got = 0;
+	ssize_t n;
+	int first_err = 0, len;
+
+	while (got < want) {
+		n = recv(mnl_socket_get_fd(qc->qc_nl), qc->qc_buf, QCT_BUFSIZE,
+		    MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len = (int)n;
+		for (nlh = (const struct nlmsghdr *)qc->qc_buf;
+		    mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+			if (nlh->nlmsg_type != NLMSG_ERROR ||
+			    nlh->nlmsg_seq - first > last - first ||
+			    (nlh->nlmsg_pid && nlh->nlmsg_pid != qc->qc_portid))
+				continue;
+			got++;
+			err = mnl_nlmsg_get_payload(nlh);
+			if (err->error && -err->error != ENOENT && !first_err)
+				first_err = -err->error;
+		}
+	}
+	if (first_err) {
+		errno = first_err;
+		return -1;
+	}
+	return 0;
+}
+
+int
+qct_delete_many(struct qct *qc, const struct qct_tuple *t, size_t n)
+{
+	char buf[QCT_BATCH * 256] __attribute__((aligned));
+	struct nf_conntrack *ct = qc->qc_ct;
+	struct nlmsghdr *nlh;
+	unsigned first;
+	size_t i = 0, off, k;
+	int rc = 0, e = 0;
+
+	if (qc->qc_dirty)
+		qct_drain(qc);
+	while (i < n) {
+		first = qc->qc_seq + 1;
+		for (off = 0, k = 0; i < n && k < QCT_BATCH &&
+		    off + 256 <= sizeof(buf); i++) {
+			nfct_set_attr_u8(ct, ATTR_ORIG_L3PROTO, AF_INET);
+			nfct_set_attr_u32(ct, ATTR_ORIG_IPV4_SRC, t[i].t_src);
+			nfct_set_attr_u32(ct, ATTR_ORIG_IPV4_DST, t[i].t_dst);
+			nfct_set_attr_u8(ct, ATTR_ORIG_L4PROTO, IPPROTO_TCP);
+			nfct_set_attr_u16(ct, ATTR_ORIG_PORT_SRC,
+			    htons(t[i].t_sport));
+			nfct_set_attr_u16(ct, ATTR_ORIG_PORT_DST,
+			    htons(t[i].t_dport));
+			nlh = qct_header(qc, buf + off, IPCTNL_MSG_CT_DELETE,
+			    NLM_F_ACK);
+			/* Never a delete without its tuple: that flushes the
+			 * whole table.  Nor one that outgrew its room. */
+			if (nfct_nlmsg_build(nlh, ct) < 0 ||
+			    !qct_has_attr(nlh, CTA_TUPLE_ORIG) ||
+			    NLMSG_ALIGN(nlh->nlmsg_len) > 256) {
+				qc->qc_seq--;
+				if (!e)
+					e = EINVAL;
+				continue;
+			}
+			off += NLMSG_ALIGN(nlh->nlmsg_len);
+			k++;
+		}
+		if (k == 0)
+			continue;
+		if (mnl_socket_sendto(qc->qc_nl, buf, off) < 0) {
+			if (!e)
+				e = errno;
+			continue;
+		}
+		if (qct_batch_acks(qc, first, qc->qc_seq, k) == -1 && !e)
+			e = errno;
+	}
+	if (e) {
+		errno = e;
+		rc = -1;
+	}
+	return rc;
+}
+
 /*
  * Makes now the entry that conntrack would make from the client's next
  * packet (loose pickup, nf_conntrack_tcp_loose) run through the static

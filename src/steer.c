@@ -332,6 +332,29 @@ steer_del(struct flow *f)
 	f->f_steered = 0;
 }
 
+/* The conntrack entries of n flows, in one batch (the grace's end). */
+void
+steer_ct_delete_many(struct flow *const *fl, size_t n)
+{
+	struct qct_tuple t[64];
+	size_t i, k;
+
+	while (n > 0) {
+		k = n < 64 ? n : 64;
+		for (i = 0; i < k; i++) {
+			t[i].t_src = fl[i]->f_cip;
+			t[i].t_sport = ntohs(fl[i]->f_cport);
+			t[i].t_dst = fl[i]->f_laddr;
+			t[i].t_dport = ntohs(fl[i]->f_lport);
+		}
+		if (qct_delete_many(qtd->ct, t, k) == -1)
+			log_warn("conntrack: deleting %zu entries: %m, ignoring",
+			    k);
+		fl += k;
+		n -= k;
+	}
+}
+
 void
 steer_ct_delete(struct flow *f)
 {

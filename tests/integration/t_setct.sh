@@ -256,6 +256,16 @@ expect 0 ct-list "$SA" 8080
 [ "$(cat "$TMP/out")" = "$CA:40002 $SA:8080 -> $SA:8081" ] ||
 	fail "ct-list after delete: $(cat "$TMP/out")"
 
+# A batch: two absent tuples around the last DNAT entry, and a reply-side
+# tuple; only the one exact original tuple goes, the direct entry stays.
+expect 0 ct-del-many "$CA" 40001 "$SA" 8080 "$CA" 40002 "$SA" 8081 \
+    "$CA" 40002 "$SA" 8080 "$CA" 40099 "$SA" 8080
+ct_has "$CA" 40002 "$SA" 8080 && fail "ct-del-many left the entry"
+ct_has "$CA" 40003 "$SA" 8082 || fail "ct-del-many removed the direct entry"
+expect 0 ct-list "$SA" 8080
+[ -s "$TMP/out" ] && fail "ct-list after ct-del-many: $(cat "$TMP/out")"
+ok "ct-del-many removes exactly the listed entries, absent ones are no error"
+
 expect 0 ct-bench "$CA" 40009 "$SA" 8080 2000
 echo "ct bench (absent tuple): $(cat "$TMP/out")"
 

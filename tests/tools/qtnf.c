@@ -10,6 +10,8 @@
  *   qtnf set-names PREFIX       one name a line
  *   qtnf set-bench NAME N       median microseconds per add and per del
  *   qtnf ct-del SRC SPORT DST DPORT
+ *   qtnf ct-del-many SRC SPORT DST DPORT [SRC SPORT DST DPORT...]
+ *                               the same, all in one batch
  *   qtnf ct-list DST DPORT      "SRC:SPORT DST:DPORT -> RSRC:RSPORT"
  *   qtnf ct-bench SRC SPORT DST DPORT N   median microseconds per delete
  *   qtnf ct-create-dnat CIP CPORT FIP FPORT BIP BPORT TIMEOUT
@@ -39,6 +41,7 @@ usage(void)
 	    "       set-flush NAME | set-add|set-del|set-test NAME CIP CPORT DIP |\n"
 	    "       set-list NAME | set-names PREFIX | set-bench NAME N |\n"
 	    "       ct-del SRC SPORT DST DPORT | ct-list DST DPORT |\n"
+	    "       ct-del-many SRC SPORT DST DPORT [SRC SPORT DST DPORT...] |\n"
 	    "       ct-bench SRC SPORT DST DPORT N |\n"
 	    "       ct-create-dnat CIP CPORT FIP FPORT BIP BPORT TIMEOUT |\n"
 	    "       ct-bench-create CIP FIP FPORT BIP BPORT N\n");
@@ -320,6 +323,29 @@ ct_main(int argc, char **argv)
 			fprintf(stderr, "qtnf: ct-del: %s\n", strerror(errno));
 			ret = 1;
 		}
+	} else if (strcmp(cmd, "ct-del-many") == 0 && argc >= 6 &&
+	    (argc - 2) % 4 == 0) {
+		struct qct_tuple *t;
+
+		n = (unsigned long)(argc - 2) / 4;
+		if ((t = calloc(n, sizeof(*t))) == NULL) {
+			ret = 1;
+			goto out;
+		}
+		for (i = 0; i < n; i++) {
+			t[i].t_src = addr(argv[2 + 4 * i]);
+			t[i].t_sport = (uint16_t)number(argv[3 + 4 * i],
+			    UINT16_MAX);
+			t[i].t_dst = addr(argv[4 + 4 * i]);
+			t[i].t_dport = (uint16_t)number(argv[5 + 4 * i],
+			    UINT16_MAX);
+		}
+		if (qct_delete_many(qc, t, n) < 0) {
+			fprintf(stderr, "qtnf: ct-del-many: %s\n",
+			    strerror(errno));
+			ret = 1;
+		}
+		free(t);
 	} else if (strcmp(cmd, "ct-list") == 0 && argc == 4) {
 		if (qct_list(qc, addr(argv[2]),
 		    (uint16_t)number(argv[3], UINT16_MAX), print_ct, NULL) < 0) {
