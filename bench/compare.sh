@@ -133,7 +133,6 @@ require_root
 
 HZ=$(getconf CLK_TCK)
 NPROC=$(getconf _NPROCESSORS_ONLN)
-QTCTL=$QT_BUILD/qtctl
 FRONT=$(addr 1)
 
 # --- counters ----------------------------------------------------------------

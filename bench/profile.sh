@@ -59,7 +59,6 @@ source "$REPO/tests/integration/lib.sh"
 # The daemons log as shipped (log-flows end), not as the tests do.
 LOG_FLOWS=${LOG_FLOWS-}
 require_root
-QTCTL=$QT_BUILD/qtctl
 
 make_cluster 3
 pa=$(name_owned_by 2 prof) || fail "no path owned by n2"
@@ -128,16 +127,23 @@ awk -v n="$n" -v c=$((c1 - c0)) -v v=$((v1 - v0)) -v rx=$((rx1 - rx0)) \
 	printf "event-loop sleeps per hand-off %6.2f (voluntary context switches)\n", v / n
 	printf "n1 eth0 packets per hand-off %8.2f in, %.2f out\n", rx / n, tx / n }'
 
-# --- strace -----------------------------------------------------------------
-if [ "$STRACE" != 0 ]; then
+# traced CMD...: the load with CMD (a tracer of the daemon) running
+# through it, interrupted after; prints the hand-offs made meanwhile.
+traced() {
+	local h0 tp
 	h0=$(handoffs)
-	strace -c -f -q -p "$D" -o "$TMP/strace.txt" >/dev/null 2>&1 &
-	sp=$!
+	"$@" >/dev/null 2>&1 &
+	tp=$!
 	sleep 0.5
 	load
-	kill -INT "$sp" 2>/dev/null
-	wait "$sp" 2>/dev/null
-	n=$(($(handoffs) - h0))
+	kill -INT "$tp" 2>/dev/null
+	wait "$tp" 2>/dev/null
+	echo $(($(handoffs) - h0))
+}
+
+# --- strace -----------------------------------------------------------------
+if [ "$STRACE" != 0 ]; then
+	n=$(traced strace -c -f -q -p "$D" -o "$TMP/strace.txt")
 	echo
 	echo "-- strace pass: $n hand-offs; system calls per hand-off (strace -c -f)"
 	awk -v n="$n" '$1 ~ /^[0-9.]+$/ && NF >= 5 {
@@ -152,14 +158,7 @@ fi
 
 # --- perf -------------------------------------------------------------------
 if [ "$PERF" != 0 ]; then
-	h0=$(handoffs)
-	perf record -q -g -p "$D" -o "$TMP/perf.data" >/dev/null 2>&1 &
-	pp=$!
-	sleep 0.5
-	load
-	kill -INT "$pp" 2>/dev/null
-	wait "$pp" 2>/dev/null
-	n=$(($(handoffs) - h0))
+	n=$(traced perf record -q -g -p "$D" -o "$TMP/perf.data")
 	echo
 	echo "-- perf pass: $n hand-offs; the daemon's samples by symbol, self (top $TOP)"
 	perf report -i "$TMP/perf.data" --no-children --sort symbol \

@@ -68,7 +68,6 @@ export QT_BUILD
 # shellcheck source=tests/integration/lib.sh
 source "$REPO/tests/integration/lib.sh"
 require_root
-QTCTL=$QT_BUILD/qtctl
 # lib.sh's fail() exits 1: a setup failure here is 2.
 fail() {
 	printf 'FAIL: %s\n' "$*"
@@ -78,17 +77,6 @@ fail() {
 
 N_WRK=$((N - RESETS))
 QUOTA=$(((N_WRK + 2) / 3))	# per front
-FAILS=0
-check_fail() {
-	printf 'FAIL: %s\n' "$*"
-	FAILS=$((FAILS + 1))
-}
-qtctl() {
-	local n=$1
-	shift
-	in_node "$n" "$QTCTL" -s "$TMP/n$n.sock" "$@"
-}
-now_ms() { date +%s%3N; }
 secs() { printf '%d.%d' $(($1 / 1000)) $(($1 % 1000 / 100)); }
 
 make_cluster 3
@@ -416,18 +404,6 @@ echo "# hand-offs: $clients completed right at the clients, ${handed:-?} confirm
 	check_fail "the fronts count ${handed:-0} confirmed hand-offs, $N expected"
 
 # --- nothing left: flows, set entries, steered conntrack entries
-flows_of() {
-	qtctl "$1" list-flows --json 2>/dev/null | python3 -c \
-	    'import json, sys; print(len(json.load(sys.stdin)["flows"]))' 2>/dev/null ||
-		echo "?"
-}
-sets_of() {
-	in_node "$1" ipset list 2>/dev/null |
-	    awk '/^Members:/ {m=1; next} /^Name:/ {m=0} m && NF' | wc -l
-}
-ct_of() {
-	in_node "$1" conntrack -L -p tcp --dport 80 2>/dev/null | grep -c 'dport=80' || true
-}
 STATE=""
 all_clean() {
 	local n fl st ct clean=1

@@ -344,6 +344,9 @@ front_accept(struct ev_loop *loop, ev_io *w, int revents)
 		ev_timer_init(&f->f_timer, header_timeout,
 		    qtd->cf->c_header_timeout / 1000.0, 0);
 		ev_timer_start(qtd->loop, &f->f_timer);
+		/* The request has usually come with or right after the
+		 * handshake's last ACK: read it now, not a loop turn later. */
+		front_read(qtd->loop, &f->f_io, EV_READ);
 	}
 }
 

@@ -485,6 +485,26 @@ ensure_jump(struct xtc_handle *h, const struct qt_chain *qc)
 	return 0;
 }
 
+/* The end of a table's changes: committed unless they failed, the handle
+ * freed either way; -1 with the failure's errno. */
+static int
+table_done(struct xtc_handle *h, const char *table, int failed)
+{
+	int err;
+
+	if (!failed && !iptc_commit(h)) {
+		(void)IPTC_FAIL("%s: commit", table);
+		failed = 1;
+	}
+	err = errno;
+	iptc_free(h);
+	if (failed) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
 static int
 apply_table(const char *table, const struct ipt_rule *rules,
     struct ipt_entry *const *ents, size_t nrules)
@@ -492,7 +512,7 @@ apply_table(const char *table, const struct ipt_rule *rules,
 	struct xtc_handle *h;
 	const struct qt_chain *qc;
 	size_t i;
-	int hook, err;
+	int hook;
 
 	if ((h = iptc_init(table)) == NULL)
 		return IPTC_FAIL("%s: init", table);
@@ -522,18 +542,10 @@ apply_table(const char *table, const struct ipt_rule *rules,
 		}
 	}
 	/* The kernel checks every match and target here. */
-	if (!iptc_commit(h)) {
-		(void)IPTC_FAIL("%s: commit", table);
-		goto fail;
-	}
-	iptc_free(h);
-	return 0;
+	return table_done(h, table, 0);
 
 fail:
-	err = errno;
-	iptc_free(h);
-	errno = err;
-	return -1;
+	return table_done(h, table, 1);
 }
 
 /*
@@ -603,7 +615,7 @@ remove_table(const char *table)
 {
 	struct xtc_handle *h;
 	const struct qt_chain *qc;
-	int hook, err;
+	int hook;
 
 	/* A table the kernel does not have holds none of our chains. */
 	if ((h = iptc_init(table)) == NULL)
@@ -622,18 +634,10 @@ remove_table(const char *table)
 		}
 	}
 	/* libiptc skips the commit when nothing changed. */
-	if (!iptc_commit(h)) {
-		(void)IPTC_FAIL("%s: commit", table);
-		goto fail;
-	}
-	iptc_free(h);
-	return 0;
+	return table_done(h, table, 0);
 
 fail:
-	err = errno;
-	iptc_free(h);
-	errno = err;
-	return -1;
+	return table_done(h, table, 1);
 }
 
 /* Goes on after a failing table so that as much as possible is removed. */

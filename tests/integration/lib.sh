@@ -14,6 +14,7 @@ set -u
 QT_BUILD=${QT_BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
 QT_SRC=${QT_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 QTD=$QT_BUILD/quicktwitchd
+QTCTL=$QT_BUILD/qtctl
 NS_PREFIX="qt$$"
 SW="$NS_PREFIX-sw"
 CL="$NS_PREFIX-c"
@@ -25,6 +26,16 @@ declare -A DPID
 ksft_skip=4
 
 log() { printf '# %s\n' "$*"; }
+now_ms() { date +%s%3N; }
+# qtctl N ARGS...: qtctl against node N's daemon.
+qtctl() { local n=$1; shift; in_node "$n" "$QTCTL" -s "$TMP/n$n.sock" "$@"; }
+# check_fail MSG: a failed check after which a test can go on to report
+# the others; it fails at the end ([ "$FAILS" = 0 ]).
+FAILS=0
+check_fail() {
+	printf 'FAIL: %s\n' "$*"
+	FAILS=$((FAILS + 1))
+}
 fail() {
 	printf 'FAIL: %s\n' "$*"
 	dump_logs
@@ -236,12 +247,27 @@ fetch() {
 	    "http://$(addr "$1")/$2"
 }
 
+# flows_of N, sets_of N, ct_of N: node N's flow records (qtctl), entries
+# in its sets, and steered (port 80) conntrack entries.
+flows_of() {
+	qtctl "$1" list-flows --json 2>/dev/null | python3 -c \
+	    'import json, sys; print(len(json.load(sys.stdin)["flows"]))' 2>/dev/null ||
+		echo "?"
+}
+sets_of() {
+	in_node "$1" ipset list 2>/dev/null |
+	    awk '/^Members:/ {m=1; next} /^Name:/ {m=0} m && NF' | wc -l
+}
+ct_of() {
+	in_node "$1" conntrack -L -p tcp --dport 80 2>/dev/null | grep -c 'dport=80' || true
+}
+
 # nothing_left N: no set entry and no steered conntrack entry on node N.
 nothing_left() {
 	local n=$1 entries
-	entries=$(in_node "$n" ipset list 2>/dev/null | awk '/^Members:/ {m=1; next} /^Name:/ {m=0} m && NF' | wc -l)
+	entries=$(sets_of "$n")
 	[ "$entries" = 0 ] || { log "node $n: $entries set entries left"; return 1; }
-	entries=$(in_node "$n" conntrack -L -p tcp --dport 80 2>/dev/null | grep -c 'dport=80' || true)
+	entries=$(ct_of "$n")
 	[ "$entries" = 0 ] || { log "node $n: $entries conntrack entries left"; return 1; }
 	return 0
 }

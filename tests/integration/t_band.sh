@@ -6,7 +6,6 @@
 # and counted; the daemon keeps serving and handing off.
 source "$(dirname "$0")/lib.sh"
 require_root
-QTCTL=$QT_BUILD/qtctl
 make_cluster 3
 f=$(name_owned_by 2 b); make_file "$f" 4000
 start_cluster

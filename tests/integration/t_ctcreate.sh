@@ -166,65 +166,6 @@ r.bind((src, 0))
 r.sendto(hdr, (dst, 0))
 EOF
 
-# Fills this namespace's conntrack table over ctnetlink: N entries
-# 198.18.0.(BASE+k):port -> DST:DPORT, ESTABLISHED, ASSURED, 3600 s.
-# ASSURED, so the kernel cannot make room by evicting one (early drop);
-# only then is the table really full for every newcomer.  Sent in batches
-# without acks: a create per process would take minutes.  Prints how many
-# the kernel refused, by errno.
-cat >"$TMP/ctfill.py" <<'EOF'
-import errno, socket, struct, sys
-n, dst, dport, base = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-def attr(t, payload):
-    l = 4 + len(payload)
-    return struct.pack("=HH", l, t) + payload + b"\0" * ((4 - l % 4) % 4)
-def nest(t, *parts):
-    return attr(t | 0x8000, b"".join(parts))            # NLA_F_NESTED
-def tup(t, s, d, sp, dp):
-    return nest(t, nest(1, attr(1, socket.inet_aton(s)), attr(2, socket.inet_aton(d))),
-                nest(2, attr(1, bytes([6])), attr(2, struct.pack("!H", sp)),
-                     attr(3, struct.pack("!H", dp))))
-MSG = (1 << 8) | 0                  # NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW
-FLAGS = 0x1 | 0x400 | 0x200         # REQUEST | CREATE | EXCL
-STATUS = 0x4 | 0x8                  # ASSURED | CONFIRMED
-sk = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)   # NETLINK_NETFILTER
-sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-sk.bind((0, 0))
-errs = {}
-def drain():
-    while True:
-        try:
-            d = sk.recv(1 << 16, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return
-        except OSError as e:
-            errs[e.errno] = errs.get(e.errno, 0) + 1
-            continue
-        off = 0
-        while off + 20 <= len(d):
-            l, t = struct.unpack_from("=IH", d, off)
-            if t == 2:                                  # NLMSG_ERROR
-                e = -struct.unpack_from("=i", d, off + 16)[0]
-                if e:
-                    errs[e] = errs.get(e, 0) + 1
-            off += (l + 3) & ~3
-batch = []
-for i in range(n):
-    src = "198.18.0.%d" % (base + i // 60000)
-    sp = 1024 + i % 60000
-    body = (struct.pack("=BBH", socket.AF_INET, 0, 0) +
-            tup(1, src, dst, sp, dport) + tup(2, dst, src, dport, sp) +
-            attr(3, struct.pack("!I", STATUS)) + attr(7, struct.pack("!I", 3600)) +
-            nest(4, nest(1, attr(1, bytes([3])))))    # TCP state ESTABLISHED
-    batch.append(struct.pack("=IHHII", 16 + len(body), MSG, FLAGS, i + 1, 0) + body)
-    if len(batch) == 256 or i == n - 1:
-        sk.send(b"".join(batch))
-        batch = []
-        drain()
-drain()
-print(" ".join("%s=%d" % (errno.errorcode.get(k, k), v)
-               for k, v in sorted(errs.items())) or "none")
-EOF
 
 H="$QTNF ct-del {c} {p} $FA 80"
 # Today's hand-off: set entry, exact delete; the entry comes from pickup.
@@ -415,18 +356,18 @@ count() { inF cat /proc/sys/net/netfilter/nf_conntrack_count; }
 inF conntrack -D -p tcp -d "$FA" --dport 80 >/dev/null 2>&1
 # Fills what is free again (filler port $1 is a new batch of tuples).
 top_up() {
-	inF python3 "$TMP/ctfill.py" $((MAX - $(count) + 100)) "$FA" "$1" 240 \
+	inF python3 "$QT_SRC/tests/integration/ctfill.py" $((MAX - $(count) + 100)) "$FA" "$1" 240 \
 	    >/dev/null || fail "cannot top up F's table"
 	[ "$(count)" -ge "$MAX" ] || fail "table not full: $(count) of $MAX"
 }
 # First fill most of it, to see that the cost does not grow with the table.
 n=$((MAX * 3 / 4 - $(count)))
-[ "$n" -gt 0 ] && { inF python3 "$TMP/ctfill.py" "$n" "$FA" 82 200 >/dev/null ||
+[ "$n" -gt 0 ] && { inF python3 "$QT_SRC/tests/integration/ctfill.py" "$n" "$FA" 82 200 >/dev/null ||
 	fail "cannot fill F's table"; }
 in_node 1 "$QTNF" ct-bench-create 198.18.0.150 "$FA" 80 "$BA" "$CT_PORT" 5000 \
     >"$TMP/bench" || fail "ct-bench-create failed"
 log "ct-bench-create, $(count) entries in the table: $(cat "$TMP/bench")"
-refused=$(inF python3 "$TMP/ctfill.py" $((MAX - $(count) + 100)) "$FA" 83 \
+refused=$(inF python3 "$QT_SRC/tests/integration/ctfill.py" $((MAX - $(count) + 100)) "$FA" 83 \
     230) ||
 	fail "cannot fill F's table"
 log "table filled: $(count) of $MAX entries; the filler was refused: $refused"

@@ -6,7 +6,6 @@
 # nothing either.
 source "$(dirname "$0")/lib.sh"
 require_root
-QTCTL=$QT_BUILD/qtctl
 make_cluster 3
 for i in 1 2 3; do write_config "$i" "heartbeat-interval 100" "dead-after 500"; done
 big=$(name_owned_by 2 big) || fail "no name for n2"
@@ -15,7 +14,6 @@ mapfile -t mine < <(for k in $(seq 1 60); do [ "$(owner "/d$k")" = 2 ] && echo "
 [ "${#mine[@]}" -ge 5 ] || fail "too few paths owned by n2"
 for p in "${mine[@]}"; do make_file "$p" 1000; done
 start_cluster
-qtctl() { local n=$1; shift; in_node "$n" "$QTCTL" -s "$TMP/n$n.sock" "$@"; }
 
 ip netns exec "$CL" curl -sS --max-time 60 --limit-rate 25M -o "$TMP/big.out" \
     "http://$(addr 1)/$big" &

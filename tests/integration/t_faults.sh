@@ -36,7 +36,6 @@ require_root
 for t in python3 curl tcpdump conntrack ipset; do
 	command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit $ksft_skip; }
 done
-QTCTL=$QT_BUILD/qtctl
 [ -x "$QTCTL" ] || fail "$QTCTL not built"
 
 PARTS=${PARTS:-a b c d}	# the parts to run, for debugging one
@@ -46,19 +45,6 @@ GRACE=500
 DEAD_AFTER=600
 RL_BURST=10		# LOG_RL_BURST in src/log.c
 
-FAILS=0
-# check_fail MSG: a failed check after which the test can go on; it fails
-# at the end.
-check_fail() {
-	printf 'FAIL: %s\n' "$*"
-	FAILS=$((FAILS + 1))
-}
-qtctl() {
-	local n=$1
-	shift
-	in_node "$n" "$QTCTL" -s "$TMP/n$n.sock" "$@"
-}
-now_ms() { date +%s%3N; }
 # counter N NAME: one of node N's counters (qtctl stats --json).
 counter() {
 	qtctl "$1" stats --json | python3 -c \
@@ -454,67 +440,6 @@ part_c() {
 }
 
 ###########################################################################
-# Fills this namespace's conntrack table over ctnetlink: N entries
-# 198.18.0.(BASE+k):port -> DST:DPORT, ESTABLISHED, ASSURED (the kernel
-# cannot evict them to make room), 3600 s; with "delete", removes them.
-# Batches without acks (t_ctcreate.sh has the long story).
-cat >"$TMP/ctfill.py" <<'EOF'
-import errno, socket, struct, sys
-n, dst, dport, base = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-delete = len(sys.argv) > 5 and sys.argv[5] == "delete"
-def attr(t, payload):
-    l = 4 + len(payload)
-    return struct.pack("=HH", l, t) + payload + b"\0" * ((4 - l % 4) % 4)
-def nest(t, *parts):
-    return attr(t | 0x8000, b"".join(parts))
-def tup(t, s, d, sp, dp):
-    return nest(t, nest(1, attr(1, socket.inet_aton(s)), attr(2, socket.inet_aton(d))),
-                nest(2, attr(1, bytes([6])), attr(2, struct.pack("!H", sp)),
-                     attr(3, struct.pack("!H", dp))))
-if delete:
-    MSG, FLAGS = (1 << 8) | 2, 0x1                  # IPCTNL_MSG_CT_DELETE
-else:
-    MSG, FLAGS = (1 << 8) | 0, 0x1 | 0x400 | 0x200  # CT_NEW, CREATE | EXCL
-STATUS = 0x4 | 0x8                  # ASSURED | CONFIRMED
-sk = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)
-sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-sk.bind((0, 0))
-errs = {}
-def drain():
-    while True:
-        try:
-            d = sk.recv(1 << 16, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return
-        except OSError as e:
-            errs[e.errno] = errs.get(e.errno, 0) + 1
-            continue
-        off = 0
-        while off + 20 <= len(d):
-            l, t = struct.unpack_from("=IH", d, off)
-            if t == 2:
-                e = -struct.unpack_from("=i", d, off + 16)[0]
-                if e:
-                    errs[e] = errs.get(e, 0) + 1
-            off += (l + 3) & ~3
-batch = []
-for i in range(n):
-    src = "198.18.0.%d" % (base + i // 60000)
-    sp = 1024 + i % 60000
-    body = struct.pack("=BBH", socket.AF_INET, 0, 0) + tup(1, src, dst, sp, dport)
-    if not delete:
-        body += (tup(2, dst, src, dport, sp) +
-                 attr(3, struct.pack("!I", STATUS)) + attr(7, struct.pack("!I", 3600)) +
-                 nest(4, nest(1, attr(1, bytes([3])))))
-    batch.append(struct.pack("=IHHII", 16 + len(body), MSG, FLAGS, i + 1, 0) + body)
-    if len(batch) == 256 or i == n - 1:
-        sk.send(b"".join(batch))
-        batch = []
-        drain()
-drain()
-print(" ".join("%s=%d" % (errno.errorcode.get(k, k), v)
-               for k, v in sorted(errs.items())) or "none")
-EOF
 
 part_d() {
 	local max sf0 tb0 sf1 tb1 lines0 n k bad slow p t0 rep shown total msgs
@@ -530,7 +455,7 @@ part_d() {
 	for k in 0 1 2 3; do
 		[ "$(count)" -ge "$max" ] && break
 		FILLED[$k]=$((max - $(count) + 200))
-		in_node 1 python3 "$TMP/ctfill.py" "${FILLED[$k]}" "$(addr 1)" \
+		in_node 1 python3 "$QT_SRC/tests/integration/ctfill.py" "${FILLED[$k]}" "$(addr 1)" \
 		    $((9 + k)) 200 >"$TMP/fill" || fail "(d) cannot fill n1's table"
 	done
 	[ "$(count)" -ge "$max" ] || fail "(d) table not full: $(count) of $max"
@@ -611,7 +536,7 @@ part_d() {
 	# Room again: hand-offs resume.
 	t0=$(now_ms)
 	for k in "${!FILLED[@]}"; do
-		in_node 1 python3 "$TMP/ctfill.py" "${FILLED[$k]}" "$(addr 1)" \
+		in_node 1 python3 "$QT_SRC/tests/integration/ctfill.py" "${FILLED[$k]}" "$(addr 1)" \
 		    $((9 + k)) 200 delete >/dev/null
 	done
 	[ "$(count)" -lt 1000 ] || fail "(d) n1's table still holds $(count) entries"

@@ -8,7 +8,6 @@ require_root
 make_cluster 3
 make_file "$(name_owned_by 2 x)" 4096
 start_cluster
-QTCTL=$QT_BUILD/qtctl
 stat() { in_node 2 "$QTCTL" -s "$TMP/n2.sock" stats --json |
 	python3 -c "import json,sys; print(json.load(sys.stdin)['counters']['$1'])"; }
 

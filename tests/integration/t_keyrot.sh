@@ -5,7 +5,6 @@
 # the nodes are halfway through a step; afterwards the old key is refused.
 source "$(dirname "$0")/lib.sh"
 require_root
-QTCTL=$QT_BUILD/qtctl
 make_cluster 3
 old=$TMP/key
 new=$TMP/key.new
@@ -14,7 +13,6 @@ for i in 1 2 3; do write_config "$i"; done
 mapfile -t paths < <(for k in $(seq 1 60); do echo "k$k"; done)
 for p in "${paths[@]}"; do make_file "$p" 5000; done
 start_cluster
-qtctl() { local n=$1; shift; in_node "$n" "$QTCTL" -s "$TMP/n$n.sock" "$@"; }
 
 # every front hands off to every other node
 check() {

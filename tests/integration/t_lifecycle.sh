@@ -21,7 +21,6 @@ require_root
 for t in python3 wrk tcpdump conntrack ipset; do
 	command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit 4; }
 done
-QTCTL=$QT_BUILD/qtctl
 [ -x "$QTCTL" ] || fail "$QTCTL not built"
 
 TOTAL=10000		# hand-offs in all
@@ -37,18 +36,6 @@ SWEEP_CAP=180		# s
 
 CL2="$NS_PREFIX-c2"
 CLIENT2_ADDR=198.18.0.101
-FAILS=0
-# check_fail MSG: a failed check; the test goes on to report the others.
-check_fail() {
-	printf 'FAIL: %s\n' "$*"
-	FAILS=$((FAILS + 1))
-}
-qtctl() {
-	local n=$1
-	shift
-	in_node "$n" "$QTCTL" -s "$TMP/n$n.sock" "$@"
-}
-now_ms() { date +%s%3N; }
 
 make_cluster 3
 link_host "$CL2" "$CLIENT2_ADDR" c1
@@ -551,18 +538,6 @@ log "load done in $(((T_WRK - T_LOAD) / 1000)).$(((T_WRK - T_LOAD) % 1000 / 100)
 
 # --- the sweep: every flow ends, every set entry and steered conntrack
 # entry goes, first after the load, then after the port reuses.
-flows_of() {
-	qtctl "$1" list-flows --json 2>/dev/null | python3 -c \
-	    'import json, sys; print(len(json.load(sys.stdin)["flows"]))' 2>/dev/null ||
-		echo "?"
-}
-sets_of() {
-	in_node "$1" ipset list 2>/dev/null |
-	    awk '/^Members:/ {m=1; next} /^Name:/ {m=0} m && NF' | wc -l
-}
-ct_of() {
-	in_node "$1" conntrack -L -p tcp --dport 80 2>/dev/null | grep -c 'dport=80' || true
-}
 LAST_SHOWN=0
 all_clean() {
 	local n fl st ct clean=1 line=""

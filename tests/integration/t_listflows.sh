@@ -4,7 +4,6 @@
 # a growing byte count; the JSON parses and agrees with the table on both.
 source "$(dirname "$0")/lib.sh"
 require_root
-QTCTL=$QT_BUILD/qtctl
 make_cluster 3
 f=$(name_owned_by 2 live) || fail "no name hashes to n2"
 make_file "$f" 104857600
@@ -13,7 +12,6 @@ start_cluster
 ip netns exec "$CL" curl -sS --max-time 60 --limit-rate 20M \
     -o "$TMP/out" "http://$(addr 1)/$f" &
 cpid=$!
-qtctl() { local n=$1; shift; in_node "$n" "$QTCTL" -s "$TMP/n$n.sock" "$@"; }
 busywait 5000 eval 'qtctl 1 list-flows --state handed-off --json | grep -q handed-off' ||
 	fail "no handed-off flow listed on n1"
 sleep 1

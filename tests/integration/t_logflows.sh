@@ -11,7 +11,6 @@ make_file "$obj" 4096
 LOG_FLOWS="" write_config 1
 LOG_FLOWS="" write_config 2
 start_cluster
-QTCTL=$QT_BUILD/qtctl
 
 # flow_lines N: the node's info lines about flows.
 flow_lines() { grep -c ': info: flow ' "$TMP/n$1.log"; }

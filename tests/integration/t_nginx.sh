@@ -9,7 +9,6 @@
 source "$(dirname "$0")/lib.sh"
 require_root
 command -v nginx >/dev/null || fail "nginx is not installed (scripts/deps.sh installs it)"
-QTCTL=$QT_BUILD/qtctl
 make_cluster 3
 
 served_by_nginx() { grep -i '^X-Served-By:' "$1" | tail -n 1 | tr -d '\r' | sed 's/.*n//'; }

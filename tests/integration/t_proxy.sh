@@ -8,7 +8,6 @@
 source "$(dirname "$0")/lib.sh"
 require_root
 command -v nginx >/dev/null || fail "nginx is not installed (scripts/deps.sh installs it)"
-QTCTL=$QT_BUILD/qtctl
 make_cluster 3
 for i in 1 2; do
 	write_config "$i" "heartbeat-interval 100" "dead-after 3000"

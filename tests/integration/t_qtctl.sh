@@ -10,18 +10,12 @@ require_root
 for t in python3 curl; do
 	command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit 4; }
 done
-QTCTL=$QT_BUILD/qtctl
 [ -x "$QTCTL" ] || fail "$QTCTL not built"
 
 make_cluster 3
 for i in 1 2 3; do write_config "$i"; done
 
 # qtctl N ARGS...: qtctl on node N's socket.
-qtctl() {
-	local n=$1
-	shift
-	in_node "$n" "$QTCTL" -s "$TMP/n$n.sock" "$@"
-}
 
 # daemon_pid N: the quicktwitchd running in node N's namespace.
 daemon_pid() {

@@ -6,9 +6,7 @@
 # reload with a broken config changes nothing and names the bad line.
 source "$(dirname "$0")/lib.sh"
 require_root
-QTCTL=$QT_BUILD/qtctl
 make_cluster 4
-qtctl() { local n=$1; shift; in_node "$n" "$QTCTL" -s "$TMP/n$n.sock" "$@"; }
 # the old cluster: n1, n2, n3 (n4 exists but is not a member)
 old_conf() {
 	local n=$1 i

@@ -5,7 +5,6 @@
 # once they end, nothing is left.
 source "$(dirname "$0")/lib.sh"
 require_root
-QTCTL=$QT_BUILD/qtctl
 make_cluster 3
 for i in 1 2 3; do write_config "$i" "sweep-interval 1000"; done
 objs=()

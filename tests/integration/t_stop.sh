@@ -5,13 +5,11 @@
 # restart with a peer removed from the config destroys that peer's set.
 source "$(dirname "$0")/lib.sh"
 require_root
-QTCTL=$QT_BUILD/qtctl
 make_cluster 3
 for i in 1 2 3; do write_config "$i" "sweep-interval 1000"; done
 f=$(name_owned_by 2 st) || fail "no name hashes to n2"
 make_file "$f" 31457280
 start_cluster
-qtctl() { local n=$1; shift; in_node "$n" "$QTCTL" -s "$TMP/n$n.sock" "$@"; }
 
 ip netns exec "$CL" curl -sS --max-time 60 --limit-rate 10M \
     -o "$TMP/out" "http://$(addr 1)/$f" &
