@@ -400,23 +400,7 @@ check_contender() {
 
 # --- measurement ------------------------------------------------------------------
 
-cat > "$TMP/wrk.lua" <<'LUA'
--- Paths from the command line (after "--"), in turn; one result line.
-local paths, i = {}, 0
-function init(args)
-	for _, p in ipairs(args) do paths[#paths + 1] = "/" .. p end
-end
-function request()
-	i = i % #paths + 1
-	return wrk.format(nil, paths[i])
-end
-function done(s, latency, requests)
-	io.write(string.format("WRKRESULT %d %d %d %d %d %d %d %d %d %d\n",
-	    s.requests, s.duration, s.bytes, s.errors.connect, s.errors.read,
-	    s.errors.write, s.errors.status, s.errors.timeout,
-	    latency:percentile(50), latency:percentile(99)))
-end
-LUA
+cp "$REPO/bench/paths.lua" "$TMP/wrk.lua"	# the paths in turn, one result line
 
 # stats FILE: "median p99" of seconds in FILE, in ms (nearest-rank p99).
 stats() {

@@ -77,16 +77,7 @@ fi
 start_cluster
 D=${DPID[$NODE]}
 
-cat >"$TMP/wrk.lua" <<'LUA'
-local paths, i = {}, 0
-function init(args)
-	for _, p in ipairs(args) do paths[#paths + 1] = "/" .. p end
-end
-function request()
-	i = i % #paths + 1
-	return wrk.format(nil, paths[i], { ["Connection"] = "close" })
-end
-LUA
+cp "$REPO/bench/paths.lua" "$TMP/wrk.lua"
 
 handoffs() {
 	in_node 1 "$QTCTL" -s "$TMP/n1.sock" stats --json |
@@ -98,6 +89,7 @@ taken_back() {
 }
 load() {
 	in_client wrk -t1 -c "$CONNS" -d "${DURATION}s" -s "$TMP/wrk.lua" \
+	    -H 'Connection: close' \
 	    "http://$(addr 1)/" -- "$pa" "$pb" >"$TMP/wrk.out" 2>&1
 	sleep 1		# the teardowns of the last flows
 }
@@ -106,7 +98,7 @@ ctxsw() { awk '/^voluntary_ctxt_switches/ {print $2}' /proc/"$D"/status; }
 pkts() { in_node "$NODE" cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/tx_packets | tr '\n' ' '; }
 
 # Warm-up: ARP, page cache, the daemons' first allocations.
-in_client wrk -t1 -c 2 -d 1s -s "$TMP/wrk.lua" "http://$(addr 1)/" -- "$pa" "$pb" >/dev/null 2>&1
+in_client wrk -t1 -c 2 -d 1s -s "$TMP/wrk.lua" -H 'Connection: close' "http://$(addr 1)/" -- "$pa" "$pb" >/dev/null 2>&1
 sleep 1
 
 echo "== quicktwitch hand-off profile: $(nproc) cores, $(uname -r), tree $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)"
