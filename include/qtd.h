@@ -290,6 +290,7 @@ struct band_msg {
 };
 
 int	band_open(void);
+void	band_poll(void);
 /* Checks framing and MAC, then decodes; no daemon state (fuzzed). */
 int	band_parse(const uint8_t *, size_t, const uint8_t key[QT_KEY_LEN],
 	    const uint8_t *key2, struct band_msg *, uint16_t *sender_id,

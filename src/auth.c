@@ -51,7 +51,24 @@ auth_verify(const uint8_t key[QT_KEY_LEN], const void *a, size_t alen,
 void
 auth_random(void *buf, size_t len)
 {
-	randombytes_buf(buf, len);
+	/* Small requests (a token per hand-off) come from a pool filled a
+	 * page at a time: one getrandom() per 512 tokens, not per token.
+	 * The daemon never forks, so the pool is never shared.  Bytes are
+	 * wiped as they are handed out. */
+	static uint8_t pool[4096];
+	static size_t left;
+
+	if (len > 64) {
+		randombytes_buf(buf, len);
+		return;
+	}
+	if (left < len) {
+		randombytes_buf(pool, sizeof(pool));
+		left = sizeof(pool);
+	}
+	memcpy(buf, pool + sizeof(pool) - left, len);
+	sodium_memzero(pool + sizeof(pool) - left, len);
+	left -= len;
 }
 
 /* A key file holds 64 hex digits; white space around them is ignored. */

@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -278,6 +279,27 @@ band_read(struct ev_loop *loop, ev_io *w, int revents)
 		if (n == -1)
 			return;
 		band_dispatch(m, (size_t)n > sizeof(m) ? 0 : (size_t)n, &from);
+	}
+}
+
+/*
+ * Handles every band message already queued, now, up to a bound.  libev
+ * runs the callbacks of one loop turn last-queued first, and expired
+ * timers are queued after ready descriptors: a hand-off's timer can run
+ * before the read of the CONFIRM that came in the same turn.  Its
+ * callback calls this first, so a confirmation that is there is seen.
+ */
+void
+band_poll(void)
+{
+	int i;
+
+	for (i = 0; i < 16 && qtd->band_fd != -1; i++) {
+		int avail = 0;
+
+		if (ioctl(qtd->band_fd, FIONREAD, &avail) == -1 || avail == 0)
+			return;
+		band_read(qtd->loop, &qtd->band_io, EV_READ);
 	}
 }
 

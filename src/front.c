@@ -150,6 +150,12 @@ replay_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	/* The confirmation may be waiting in the band socket, behind us in
+	 * this loop turn: a take-back then would leave the connection with
+	 * two owners. */
+	band_poll();
+	if (f->f_dead || f->f_state != FS_REPLAYING)
+		return;
 	if (++f->f_tries >= qtd->cf->c_handoff_tries) {
 		take_back(f, TB_TIMEOUT, "no confirmation");
 		return;
@@ -316,9 +322,11 @@ front_accept(struct ev_loop *loop, ev_io *w, int revents)
 				    "the backlog");
 			return;
 		}
-		len = sizeof(local);
-		if (getsockname(fd, (struct sockaddr *)&local, &len) == -1 ||
-		    !(f = flow_new(0))) {
+		/* The listener is bound to our address and the service's
+		 * port: that is the local end, no getsockname() needed. */
+		local.sin_addr.s_addr = config_self(qtd->cf)->n_addr;
+		local.sin_port = htons(qtd->cf->c_svcs[svc].s_port);
+		if (!(f = flow_new(0))) {
 			(void)close(fd);
 			continue;
 		}
@@ -340,13 +348,16 @@ front_accept(struct ev_loop *loop, ev_io *w, int revents)
 		front_reused(f->f_cip, f->f_cport, f->f_lport);
 		flow_tuple_add(f);
 		ev_io_init(&f->f_io, front_read, fd, EV_READ);
-		ev_io_start(qtd->loop, &f->f_io);
 		ev_timer_init(&f->f_timer, header_timeout,
 		    qtd->cf->c_header_timeout / 1000.0, 0);
 		ev_timer_start(qtd->loop, &f->f_timer);
 		/* The request has usually come with or right after the
-		 * handshake's last ACK: read it now, not a loop turn later. */
+		 * handshake's last ACK: read it now, and watch the socket
+		 * (an epoll_ctl) only if it is not all there. */
 		front_read(qtd->loop, &f->f_io, EV_READ);
+		if (!f->f_dead && f->f_state == FS_READING &&
+		    !ev_is_active(&f->f_io))
+			ev_io_start(qtd->loop, &f->f_io);
 	}
 }
 
