@@ -813,10 +813,15 @@ front_sweep(void)
 {
 	const struct qt_config *cf = qtd->cf;
 	static struct check_batch batch[QT_MAX_NODES];
-	uint64_t now = now_ms(), since;
+	uint64_t now, since;
 	struct flow *f;
 	size_t i, n;
 
+	/* Replies waiting behind this timer in the loop turn first: a flow
+	 * at the end of its flow-timeout may be vouched for there.  The
+	 * time after them: they stamp f_checked with it. */
+	band_poll();
+	now = now_ms();
 	/* Urgent ones, each asked at most once a second: one pass, bounded
 	 * by their number now, as each goes back to the tail. */
 	for (n = qtd->n_urgent; n > 0 && (f = TAILQ_FIRST(&qtd->urgentq));
