@@ -621,7 +621,7 @@ elapsed=$(($(date +%s) - start))
 
 # --- flow-table scaling ----------------------------------------------------------
 
-declare -A F_LIVE F_HELD F_LOST F_IDLE F_IDLEP F_RPS F_FCPU F_FPROC F_MCPU F_T50 F_T99 F_ERR F_BG0 F_FGN F_WERR F_TB
+declare -A F_LIVE F_HELD F_LOST F_IDLE F_IDLEP F_RPS F_FCPU F_FPROC F_MCPU F_T50 F_T99 F_ERR F_BG0 F_FGN F_WERR F_TB F_RSS
 FLOW_LEVELS=$(for f in $FLOWS; do echo "$f"; done | sort -n | uniq | tr '\n' ' ')
 FLOW_NOTE=""
 fs=${SIZES%% *}
@@ -683,6 +683,8 @@ if [ -n "$FLOW_LEVELS" ]; then
 		p1=$(front_proc_ns)
 		F_IDLE[$L]=$(awk -v d=$((z1 - z0)) -v hz="$HZ" -v t="$DURATION" 'BEGIN {printf "%.1f", d * 100 / hz / t}')
 		F_IDLEP[$L]=$(awk -v d=$((p1 - p0)) -v t="$DURATION" 'BEGIN {printf "%.1f", d / 1e7 / t}')
+		# The front daemon's resident memory with the flows held, MB.
+		F_RSS[$L]=$(awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/${DPID[1]}/status" 2>/dev/null)
 		# FLOW_REPS runs; the one with the median front CPU is kept
 		# (whole rows, so the figures stay of one run): the machine's
 		# noise moves single runs by more than the effect measured.
@@ -786,18 +788,18 @@ if [ -n "$FLOW_LEVELS" ]; then
 	echo
 	echo "== flow-table scaling: hand-offs (Connection: close, $fs) with live handed-off flows held open"
 	echo "held from 20 client addresses (198.18.0.101-120), one keep-alive request each, then idle; measured in ${felapsed}s.${FLOW_NOTE:+ NOTE:$FLOW_NOTE}"
-	echo "flows,held,live_on_front,lost,idle_cpu0_pct,idle_front_proc_pct,handoffs_per_s,front_cpu_us_per_handoff,front_proc_us_per_handoff,machine_cpu_us_per_handoff,ttfb_median_ms,ttfb_p99_ms,errors,taken_back,bg_cpu0_pct,foreign_pct,x_front_cpu,x_ttfb_median" > "$OUT_FLOWS"
-	ffmt='%7s %7s %7s %5s %6s %6s %8s %8s %5s %8s %8s %7s %5s %7s %4s %4s %4s %4s\n'
-	printf "$ffmt" flows held live lost idle0 idlep "hoff/s" front x fproc machine ttfb50 x ttfb99 err tb bg0 fgn
-	printf "$ffmt" "" "" "" "" "%" "%" "" "us" "" us us ms "" ms "" "" "%" "%"
+	echo "flows,held,live_on_front,lost,idle_cpu0_pct,idle_front_proc_pct,front_rss_mb,handoffs_per_s,front_cpu_us_per_handoff,front_proc_us_per_handoff,machine_cpu_us_per_handoff,ttfb_median_ms,ttfb_p99_ms,errors,taken_back,bg_cpu0_pct,foreign_pct,x_front_cpu,x_ttfb_median" > "$OUT_FLOWS"
+	ffmt='%7s %7s %7s %5s %6s %6s %6s %8s %8s %5s %8s %8s %7s %5s %7s %4s %4s %4s %4s\n'
+	printf "$ffmt" flows held live lost idle0 idlep rss "hoff/s" front x fproc machine ttfb50 x ttfb99 err tb bg0 fgn
+	printf "$ffmt" "" "" "" "" "%" "%" MB "" "us" "" us us ms "" ms "" "" "%" "%"
 	first=${FLOW_LEVELS%% *}
 	for L in $FLOW_LEVELS; do
 		xf=$(ratio "${F_FCPU[$L]}" "${F_FCPU[$first]}")
 		xt=$(ratio "${F_T50[$L]}" "${F_T50[$first]}")
 		printf "$ffmt" "$L" "${F_HELD[$L]}" "${F_LIVE[$L]}" "${F_LOST[$L]}" "${F_IDLE[$L]}" "${F_IDLEP[$L]}" \
-		    "${F_RPS[$L]}" "${F_FCPU[$L]}" "$xf" "${F_FPROC[$L]}" "${F_MCPU[$L]}" "${F_T50[$L]}" "$xt" \
+		    "${F_RSS[$L]:--}" "${F_RPS[$L]}" "${F_FCPU[$L]}" "$xf" "${F_FPROC[$L]}" "${F_MCPU[$L]}" "${F_T50[$L]}" "$xt" \
 		    "${F_T99[$L]}" "${F_ERR[$L]}" "${F_TB[$L]}" "${F_BG0[$L]}" "${F_FGN[$L]}"
-		echo "$L,${F_HELD[$L]},${F_LIVE[$L]},${F_LOST[$L]},${F_IDLE[$L]},${F_IDLEP[$L]},${F_RPS[$L]},${F_FCPU[$L]},${F_FPROC[$L]},${F_MCPU[$L]},${F_T50[$L]},${F_T99[$L]},${F_ERR[$L]},${F_TB[$L]},${F_BG0[$L]},${F_FGN[$L]},$xf,$xt" >> "$OUT_FLOWS"
+		echo "$L,${F_HELD[$L]},${F_LIVE[$L]},${F_LOST[$L]},${F_IDLE[$L]},${F_IDLEP[$L]},${F_RSS[$L]},${F_RPS[$L]},${F_FCPU[$L]},${F_FPROC[$L]},${F_MCPU[$L]},${F_T50[$L]},${F_T99[$L]},${F_ERR[$L]},${F_TB[$L]},${F_BG0[$L]},${F_FGN[$L]},$xf,$xt" >> "$OUT_FLOWS"
 	done
 	echo
 	echo "held     connections the holder opened, got a response on, and holds idle."
@@ -805,6 +807,7 @@ if [ -n "$FLOW_LEVELS" ]; then
 	echo "lost     held connections the server closed since they were opened."
 	echo "idle0    CPU 0 busy over $DURATION idle s with the flows held, %;"
 	echo "idlep    the front daemon's own share of it (schedstat), %."
+	echo "rss      the front daemon's resident memory with the flows held, MB."
 	echo "hoff/s   wrk -c $CONNS, Connection: close, $DURATION s: every request a hand-off."
 	echo "front    CPU 0 per hand-off, us; x: against the first row."
 	echo "fproc    the front daemon's own CPU per hand-off, us."

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -411,6 +412,11 @@ front_confirmed(struct flow *f)
 	repair_close(f->f_fd);
 	f->f_fd = -1;
 	f->f_frozen = 0;
+	/* The request was kept for a take-back, which cannot come now: its
+	 * buffer (4 KB or more) would be most of a live flow's memory. */
+	free(f->f_buf);
+	f->f_buf = NULL;
+	f->f_blen = f->f_bcap = 0;
 	f->f_state = FS_HANDED_OFF;
 	f->f_checked = now_ms();
 	sweep_enter(f, SQ_NORMAL);

@@ -321,6 +321,20 @@ part_a() {
 }
 
 ###########################################################################
+# rst_count_but_cut: stops the reset watch; the resets the client received
+# but those on (b)'s cut download: n2's socket for it times out minutes
+# later (tcp_orphan_retries) and may end in a reset to that port while a
+# later part watches.
+CUT_PORT=""
+rst_count_but_cut() {
+	rst_watch_count >/dev/null
+	if [ -n "$CUT_PORT" ]; then
+		tcpdump -nn -r "$TMP/rst.pcap" "not port $CUT_PORT" 2>/dev/null | wc -l
+	else
+		tcpdump -nn -r "$TMP/rst.pcap" 2>/dev/null | wc -l
+	fi
+}
+
 part_b() {
 	local t_cut t_gone port res td0 td1 tail ups late rst got cpid
 	log "(b) n2's link cut while it serves a handed-off download"
@@ -333,6 +347,7 @@ part_b() {
 	cpid=$!
 	busywait 5000 test -s "$TMP/b.slow" || fail "(b) the download did not start"
 	port=$(head -n 1 "$TMP/b.slow")
+	CUT_PORT=$port
 	busywait 5000 eval '[ "$(flows 1 "f[\"client\"].endswith(\":$port\") and f[\"state\"] == \"handed-off\" and f[\"peer\"] == \"n2\"")" = 1 ]' ||
 		fail "(b) the download was not handed off to n2"
 	busywait 5000 eval '[ "$(cat "$TMP/b.got" 2>/dev/null || echo 0)" -ge 1048576 ]' ||
@@ -433,8 +448,11 @@ part_c() {
 	pass "(c) n2 and n3 hand off to n1 again"
 	idle_cpu "(c)"
 	pass "(c) no daemon busy without traffic"
-	rst=$(rst_watch_count)
-	[ "$rst" = 0 ] || fail "(c) the client received $rst resets"
+	rst=$(rst_count_but_cut)
+	[ "$rst" = 0 ] || {
+		tcpdump -nn -tt -r "$TMP/rst.pcap" 2>/dev/null | head -n 10 | sed 's/^/# /'
+		fail "(c) the client received $rst resets"
+	}
 	pass "(c) no reset at the client"
 	wait_clean "(c) flaps"
 }
@@ -448,8 +466,13 @@ part_d() {
 	max=$(in_node 1 cat /proc/sys/net/netfilter/nf_conntrack_max)
 	[ "$max" -le 1100000 ] || { log "(d) SKIPPED: nf_conntrack_max is $max, too many to fill"; return; }
 	count() { in_node 1 cat /proc/sys/net/netfilter/nf_conntrack_count; }
-	# Entries of earlier flows would expire and free slots: none is left
-	# (wait_clean), and what else is there (the band) stays.
+	# Entries of earlier flows would expire and free slots: no flow is
+	# left (wait_clean), but n1's finished connections as a back keep
+	# entries for seconds (CLOSE, TIME_WAIT: its responses are SNATed, so
+	# tracked); expiring during the burst below, they let hand-offs
+	# through (seen: 45 of 48).  They go now; the band's entries stay,
+	# refreshed by the heartbeats.
+	in_node 1 conntrack -D -p tcp >/dev/null 2>&1 || true
 	t0=$(now_ms)
 	FILLED=()	# entries added with filler port 9+k
 	for k in 0 1 2 3; do
@@ -549,7 +572,7 @@ part_d() {
 	done
 	[ "$(counter 1 steer_failed)" = "$sf1" ] || fail "(d) steering still fails"
 	pass "(d) table emptied: hand-offs resume"
-	rst=$(rst_watch_count)
+	rst=$(rst_count_but_cut)
 	[ "$rst" = 0 ] || fail "(d) the client received $rst resets"
 	pass "(d) no reset at the client"
 	wait_clean "(d) full table"
