@@ -151,9 +151,9 @@ replay_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	/* The confirmation may be waiting in the band socket, behind us in
-	 * this loop turn: a take-back then would leave the connection with
-	 * two owners. */
+	/* The confirmation may be waiting in the band socket, come since
+	 * this loop turn polled: a take-back then would leave the
+	 * connection with two owners. */
 	band_poll();
 	if (f->f_dead || f->f_state != FS_REPLAYING)
 		return;

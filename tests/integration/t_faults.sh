@@ -451,6 +451,10 @@ part_c() {
 	rst=$(rst_count_but_cut)
 	[ "$rst" = 0 ] || {
 		tcpdump -nn -tt -r "$TMP/rst.pcap" 2>/dev/null | head -n 10 | sed 's/^/# /'
+		for p in $(tcpdump -nn -r "$TMP/rst.pcap" 2>/dev/null |
+		    sed -n "s/.* > $CLIENT_ADDR\.\([0-9]*\):.*/\1/p" | sort -u | head -n 3); do
+			grep -h " $CLIENT_ADDR:$p " "$TMP"/n*.log | cut -c 1-200 | sed 's/^/#   /'
+		done
 		fail "(c) the client received $rst resets"
 	}
 	pass "(c) no reset at the client"
