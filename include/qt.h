@@ -251,6 +251,9 @@ int	repair_restore(const struct sockaddr_in *local,
 /* A frozen socket closes with nothing sent. */
 void	repair_close(int fd);
 int	tcp_state(int fd);	/* TCP_INFO tcpi_state, -1 on error */
+/* 1 if the peer has acknowledged or sent a byte since the socket was
+ * made (or rebuilt), 0 if not, -1 on error. */
+int	tcp_heard(int fd);
 
 /* replay.c: the only user of libnet */
 

@@ -38,7 +38,8 @@ enum flow_state {
 
 struct flow {
 	TAILQ_ENTRY(flow)	 f_entry;
-	TAILQ_ENTRY(flow)	 f_sweep;	/* front: in a sweep queue */
+	TAILQ_ENTRY(flow)	 f_sweep;	/* in a sweep queue (front) or
+						 * the unheard queue (back) */
 	int			 f_sq;		/* which: SQ_* */
 	struct flow		*f_hnext;	/* token hash chain */
 	struct flow		*f_tnext;	/* tuple hash chain */
@@ -81,6 +82,9 @@ struct flow {
 						 * RST went past us */
 	int			 f_peer_fin;	/* back: the client's FIN came
 						 * with the hand-off */
+	uint64_t		 f_reconfirm;	/* back, in SQ_UNHEARD: when
+						 * (ms) to confirm again */
+	unsigned		 f_confirms;	/* back: confirmations sent */
 	/* responder */
 	int			 f_file;	/* file being sent, or -1 */
 	off_t			 f_foff, f_fend;
@@ -192,6 +196,9 @@ struct qtd {
 	 * entries go in batches (grace_run), not one netlink round trip
 	 * each. */
 	struct flowq		 graceq;
+	/* Back flows that have heard nothing from their client yet: their
+	 * front may have taken the connection back (back.c, unheard). */
+	struct flowq		 unheardq;
 	ev_timer		 grace_timer;
 	size_t			 nflows;
 	struct fhash		 front_hash;	/* by token, our hand-offs */
@@ -208,7 +215,7 @@ struct qtd {
 
 extern struct qtd	*qtd;
 
-enum { SQ_NONE, SQ_NORMAL, SQ_URGENT, SQ_GRACE };
+enum { SQ_NONE, SQ_NORMAL, SQ_URGENT, SQ_GRACE, SQ_UNHEARD };
 #define FLOW_OUT	1024
 
 /* flow.c */
@@ -261,6 +268,7 @@ void	back_sweep(void);
 void	back_flow_ended(struct flow *);
 void	back_close_flush(void);
 void	back_band(int node, const struct band_msg *);
+int	back_unheard(struct flow *);
 
 /* band.c: authenticated UDP between daemons */
 enum band_type {

@@ -113,6 +113,84 @@ asm_reply(const struct reasm *a, enum band_type type, uint32_t status)
 	(void)band_send(a->a_origin, &bm);
 }
 
+/*
+ * A confirmation can be lost (the front's link down for a moment), and
+ * the front then takes the connection back after its last try: two
+ * sockets for one connection, ours serving a client whose packets no
+ * longer reach us.  Until the client is heard from (it acknowledges or
+ * sends a byte: the front's steering brings it to us), a flow is in the
+ * unheard queue and its confirmation goes again every UNHEARD_MS,
+ * doubling to UNHEARD_MAX_MS: a front that took the connection back
+ * answers ABORT, and our socket vanishes without a packet.  Most flows
+ * leave the queue at their first look, or close before it.
+ */
+#define UNHEARD_MS	200
+#define UNHEARD_MAX_MS	1600
+
+static ev_timer	unheard_timer;
+
+static void
+unheard_leave(struct flow *f)
+{
+	TAILQ_REMOVE(&qtd->unheardq, f, f_sweep);
+	f->f_sq = SQ_NONE;
+}
+
+static void
+unheard_run(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	uint64_t now = now_ms(), wait;
+	struct flow *f, *next;
+
+	(void)loop;
+	(void)w;
+	(void)revents;
+	for (f = TAILQ_FIRST(&qtd->unheardq); f; f = next) {
+		next = TAILQ_NEXT(f, f_sweep);
+		if (f->f_reconfirm > now)
+			continue;
+		if (tcp_heard(f->f_fd) != 0) {
+			unheard_leave(f);
+			continue;
+		}
+		(void)band_send_flow(f, BAND_CONFIRM, 0, 0, 0);
+		wait = (uint64_t)UNHEARD_MS << (f->f_confirms < 4 ?
+		    f->f_confirms : 4);
+		f->f_reconfirm = now + (wait < UNHEARD_MAX_MS ? wait :
+		    UNHEARD_MAX_MS);
+		f->f_confirms++;
+	}
+	if (TAILQ_EMPTY(&qtd->unheardq))
+		ev_timer_stop(qtd->loop, &unheard_timer);
+}
+
+static void
+unheard_enter(struct flow *f)
+{
+	TAILQ_INSERT_TAIL(&qtd->unheardq, f, f_sweep);
+	f->f_sq = SQ_UNHEARD;
+	f->f_reconfirm = now_ms() + UNHEARD_MS;
+	if (!ev_is_active(&unheard_timer)) {
+		ev_timer_init(&unheard_timer, unheard_run, UNHEARD_MS / 1e3,
+		    UNHEARD_MS / 1e3);
+		ev_timer_start(qtd->loop, &unheard_timer);
+	}
+}
+
+/* Whether a back flow has heard nothing from its client since it was
+ * rebuilt: its socket must then close without a packet, for the client's
+ * connection may be the front's again (flow_abort). */
+int
+back_unheard(struct flow *f)
+{
+	if (f->f_sq != SQ_UNHEARD)
+		return 0;
+	if (tcp_heard(f->f_fd) == 0)
+		return 1;
+	unheard_leave(f);
+	return 0;
+}
+
 static void
 rebuild(struct reasm *a)
 {
@@ -163,6 +241,8 @@ rebuild(struct reasm *a)
 	flow_tuple_add(f);
 	qtd->st.st_back_flows++;
 	asm_reply(a, BAND_CONFIRM, 0);
+	f->f_confirms = 1;
+	unheard_enter(f);
 	flow_log(f, flow_step_level(), "materialized", "from %s on port %u",
 	    cf->c_nodes[a->a_origin].n_name, ntohs(a->a_bport));
 	serve_start(f);

@@ -403,6 +403,13 @@ flow_abort(struct flow *f, const char *why)
 {
 	struct linger l = { .l_onoff = 1, .l_linger = 0 };
 
+	/* A back that never heard from the client may not own the
+	 * connection at all (its front took it back, the confirmation
+	 * lost): a reset from it could cut the front's live connection. */
+	if (f->f_back && f->f_fd != -1 && back_unheard(f)) {
+		f->f_frozen = 1;
+		why = "close-wait expired, client never heard from";
+	}
 	if (f->f_fd != -1 && !f->f_frozen)
 		(void)setsockopt(f->f_fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 	flow_close(f, why);

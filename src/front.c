@@ -69,10 +69,56 @@ front_proxy(struct flow *f, int node)
 	relay_start(f, &ss, sizeof(*sin), 1);
 }
 
+/*
+ * The tokens of the last hand-offs we took back, so that a confirmation
+ * that comes after the flow's record is gone is still answered ABORT
+ * (see back.c, unheard): the back's socket must not outlive the
+ * connection we served in its place.  A record is kept TB_KEEP_MS.
+ */
+#define TB_RING		256
+#define TB_KEEP_MS	60000
+
+static struct {
+	uint8_t		t_token[QT_TOKEN_LEN];
+	int		t_node;
+	uint64_t	t_at;
+} tb_ring[TB_RING];
+static unsigned tb_next;
+
+static void
+tb_remember(const struct flow *f)
+{
+	memcpy(tb_ring[tb_next].t_token, f->f_token, QT_TOKEN_LEN);
+	tb_ring[tb_next].t_node = f->f_peer;
+	tb_ring[tb_next].t_at = now_ms();
+	tb_next = (tb_next + 1) % TB_RING;
+}
+
+static int
+tb_known(int node, const uint8_t *token)
+{
+	uint64_t now = now_ms();
+	unsigned i;
+
+	for (i = 0; i < TB_RING; i++)
+		if (tb_ring[i].t_at && tb_ring[i].t_node == node &&
+		    now - tb_ring[i].t_at < TB_KEEP_MS &&
+		    memcmp(tb_ring[i].t_token, token, QT_TOKEN_LEN) == 0)
+			return 1;
+	return 0;
+}
+
 static void
 take_back(struct flow *f, enum tb_reason reason, const char *why)
 {
 	ev_timer_stop(qtd->loop, &f->f_timer);
+	/* The back may have built the connection, its confirmation lost:
+	 * it must drop it.  If this ABORT is lost as well, the back asks
+	 * again (its unheard queue) and front_band answers. */
+	if (reason != TB_REFUSED) {
+		tb_remember(f);
+		(void)band_send_flow(f, BAND_ABORT, 0, 0, 0);
+	}
 	steer_del(f);
 	/* Client packets that arrived while steered created an entry with
 	 * the DNAT: it must go, or the connection stays bent to the back. */
@@ -399,15 +445,15 @@ front_listen(size_t from)
 static void
 front_confirmed(struct flow *f)
 {
-	if (f->f_state == FS_TAKEN_BACK || f->f_state == FS_LOCAL ||
-	    f->f_state == FS_CLOSING) {
-		/* All our tries timed out, yet the back built the socket:
-		 * only one of us may own the connection. */
+	if (f->f_state == FS_HANDED_OFF || f->f_state == FS_GRACE)
+		return;		/* a duplicate */
+	if (f->f_state != FS_REPLAYING) {
+		/* All our tries timed out (served here or proxied since),
+		 * yet the back built the socket: only one of us may own
+		 * the connection. */
 		(void)band_send_flow(f, BAND_ABORT, 0, 0, 0);
 		return;
 	}
-	if (f->f_state != FS_REPLAYING)
-		return;
 	ev_timer_stop(qtd->loop, &f->f_timer);
 	repair_close(f->f_fd);
 	f->f_fd = -1;
@@ -615,8 +661,22 @@ front_band(int node, const struct band_msg *bm)
 		closed_batch(node, bm);
 		return;
 	}
-	if (!(f = band_flow(node, bm)))
-		return;		/* late or duplicate: nothing to do */
+	if (!(f = band_flow(node, bm))) {
+		/* Late or duplicate: nothing to do, unless it confirms a
+		 * hand-off we took back and have since finished serving. */
+		if (bm->bm_type == BAND_CONFIRM && tb_known(node,
+		    bm->bm_token)) {
+			struct band_msg ab = *bm;
+
+			ab.bm_type = BAND_ABORT;
+			ab.bm_status = 0;
+			ab.bm_a = ab.bm_b = 0;
+			ab.bm_payload = NULL;
+			ab.bm_plen = 0;
+			(void)band_send(node, &ab);
+		}
+		return;
+	}
 	switch (bm->bm_type) {
 	case BAND_CONFIRM:
 		front_confirmed(f);
@@ -753,7 +813,7 @@ static struct flowq *
 sweep_queue(int q)
 {
 	return q == SQ_URGENT ? &qtd->urgentq : q == SQ_GRACE ?
-	    &qtd->graceq : &qtd->sweepq;
+	    &qtd->graceq : q == SQ_UNHEARD ? &qtd->unheardq : &qtd->sweepq;
 }
 
 /* Puts a flow at the tail of queue Q (out of any other): handed-off flows

@@ -167,6 +167,7 @@ main(int argc, char **argv)
 	TAILQ_INIT(&d.sweepq);
 	TAILQ_INIT(&d.urgentq);
 	TAILQ_INIT(&d.graceq);
+	TAILQ_INIT(&d.unheardq);
 	if (flow_init() == -1) {
 		log_err("flow tables: %m");
 		return 1;

@@ -5,6 +5,8 @@
  * names the pitfall it avoids.
  */
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -213,4 +215,29 @@ tcp_state(int fd)
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1)
 		return -1;
 	return ti.tcpi_state;
+}
+
+/* The kernel's tcp_info goes on past glibc's (which ends at
+ * tcpi_total_retrans) with fields that have not moved since 4.1. */
+struct tcp_info_more {
+	struct tcp_info	ti;
+	uint64_t	pacing_rate, max_pacing_rate;
+	uint64_t	bytes_acked, bytes_received;
+};
+_Static_assert(offsetof(struct tcp_info_more, bytes_acked) == 120,
+    "struct tcp_info layout");
+
+int
+tcp_heard(int fd)
+{
+	struct tcp_info_more t;
+	socklen_t len = sizeof(t);
+
+	memset(&t, 0, sizeof(t));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &t, &len) == -1)
+		return -1;
+	if (len < sizeof(t))
+		return 1;	/* cannot tell: never treat it as unheard */
+	/* Counted from the rebuild on: the front's part is not in them. */
+	return t.bytes_acked > 0 || t.bytes_received > 0;
 }

@@ -241,6 +241,37 @@ rst_watch_received_start() {
 	sleep 0.3
 }
 
+# flags_watch_start / rst_classify: every SYN, FIN and RST at the client,
+# then the resets it received split into those on live connections
+# (failures) and those after both FINs (harmless: see rstclass.py).
+# rst_classify sets RST_LIVE and RST_AFTER and shows the first of each.
+flags_watch_start() {
+	ip netns exec "$CL" tcpdump -i eth0 --immediate-mode -p -nn -U \
+	    -w "$TMP/flags.pcap" \
+	    'tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0' >/dev/null 2>&1 &
+	FLAGS_PID=$!
+	busywait 3000 test -s "$TMP/flags.pcap" || true
+	sleep 0.3
+}
+
+rst_classify() {
+	local total
+	kill -INT "$FLAGS_PID" 2>/dev/null
+	wait "$FLAGS_PID" 2>/dev/null
+	total=$(tcpdump -nn -r "$TMP/flags.pcap" \
+	    "ip dst host $CLIENT_ADDR and tcp[tcpflags] & tcp-rst != 0" \
+	    2>/dev/null | wc -l)
+	python3 "$QT_SRC/tests/integration/rstclass.py" "$CLIENT_ADDR" 3 \
+	    < <(tcpdump -nn -tt -r "$TMP/flags.pcap" 2>/dev/null) \
+	    >"$TMP/rst.class"
+	read -r _ _ RST_LIVE RST_AFTER < <(grep '^COUNT' "$TMP/rst.class")
+	RST_LIVE=${RST_LIVE:-$total} RST_AFTER=${RST_AFTER:-0}
+	[ $((RST_LIVE + RST_AFTER)) -ge "$total" ] ||
+		RST_LIVE=$((total - RST_AFTER))
+	grep -E '^(LIVE|AFTER)' "$TMP/rst.class" | cut -c 1-400 |
+	    sed 's/^/#   /'
+}
+
 # fetch FRONT PATH OUT: curl through node FRONT, headers to OUT.h, body to OUT.
 fetch() {
 	in_client curl -sS --max-time "${FETCH_TIMEOUT:-20}" -D "$3.h" -o "$3" \
