@@ -47,17 +47,18 @@ repair_freeze(int fd, struct repair_state *rs, char *extra, size_t extra_max,
 	struct tcp_repair_window w;
 	struct tcp_info ti;
 	socklen_t len;
-	int v, inq, outq;
+	int v, inq;
 
 	memset(rs, 0, sizeof(*rs));
 	*extra_len = 0;
 	if (setint(fd, TCP_REPAIR, TCP_REPAIR_ON) == -1)
 		return -1;
-	/* The front never writes before a hand-off; a non-empty send queue
-	 * means state we cannot move. */
-	if (ioctl(fd, SIOCOUTQ, &outq) == -1)
+	len = sizeof(ti);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1)
 		return -1;
-	if (outq != 0) {
+	/* The front never writes before a hand-off: a segment in flight
+	 * (our SYN-ACK not yet acknowledged) means state we cannot move. */
+	if (ti.tcpi_unacked != 0) {
 		errno = EBUSY;
 		return -1;
 	}
@@ -82,15 +83,13 @@ repair_freeze(int fd, struct repair_state *rs, char *extra, size_t extra_max,
 		}
 		*extra_len = (size_t)n;
 	}
-	if (setint(fd, TCP_REPAIR_QUEUE, TCP_NO_QUEUE) == -1)
-		return -1;
+	/* The receive queue stays selected: nothing below reads a queue,
+	 * and leaving repair mode (thaw) or entering it again (close)
+	 * forgets the choice. */
 	len = sizeof(v);
 	if (getsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &v, &len) == -1)
 		return -1;
 	rs->rs_mss = (uint16_t)v;	/* in repair mode: the MSS clamp */
-	len = sizeof(ti);
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1)
-		return -1;
 	rs->rs_opts = ti.tcpi_options &
 	    (TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE);
 	/* A client that half-closed right after its request: its FIN is
