@@ -240,12 +240,18 @@ rebuild(struct reasm *a)
 	flow_hash_add(f);
 	flow_tuple_add(f);
 	qtd->st.st_back_flows++;
-	asm_reply(a, BAND_CONFIRM, 0);
 	f->f_confirms = 1;
 	unheard_enter(f);
 	flow_log(f, flow_step_level(), "materialized", "from %s on port %u",
 	    cf->c_nodes[a->a_origin].n_name, ntohs(a->a_bport));
+	/* The response first, then the confirmation: sending a datagram
+	 * runs its whole way to the front's socket (veth, bridge, the
+	 * front's netfilter) in our context, time the client's first byte
+	 * need not wait for.  The front cannot act on the connection
+	 * meanwhile: it is steered here, its socket frozen.  serve_start
+	 * may close the flow; the reply needs only the replay. */
 	serve_start(f);
+	asm_reply(a, BAND_CONFIRM, 0);
 }
 
 /* The whole replay is here: check it, then act on it. */

@@ -1,0 +1,98 @@
+#!/bin/bash
+# Benchmark: where a hand-off's time to first byte goes.
+#
+# A two-node cluster and a client in namespaces (tests/integration/lib.sh).
+# N sequential requests (default 200), each on a fresh connection, for a
+# 1 KB object owned by n2, alternately through n1 (a hand-off) and straight
+# to n2 (direct).  One capture on the switch's ports (one clock for every
+# namespace) timestamps, per connection:
+#
+#   req     the client's request leaves the client's port
+#   replay  n1's replay (SYN with the request) leaves n1's port
+#   resp    the first response byte leaves the serving node's port
+#
+# and prints the medians and p90 of req->replay (the front: its wake-up,
+# parse, steering, freeze, replay), replay->resp (the back: its capture's
+# wake-up, checks, rebuild, response) and req->resp, with the direct
+# request's req->resp beside it.  Figures only; exits 0 unless the setup
+# fails.
+#
+# Environment: N=200, QT_BUILD=<repo>/build, LOG_FLOWS (empty: default).
+set -u
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+export QT_BUILD=${QT_BUILD:-$REPO/build}
+N=${N:-200}
+LOG_FLOWS=${LOG_FLOWS-}
+source "$REPO/tests/integration/lib.sh"
+require_root
+for t in curl tcpdump python3; do
+	command -v "$t" >/dev/null || { echo "$t not installed"; exit 1; }
+done
+
+make_cluster 2
+f=$(name_owned_by 2 tl) || fail "no name hashes to n2"
+make_file "$f" 1024
+start_cluster
+fetch 1 "$f" "$TMP/out" || fail "curl failed"
+[ "$(served_by "$TMP/out.h")" = 2 ] || fail "not handed off to n2"
+
+# Printed as it goes, in the switch's namespace: a saved -i any capture
+# names interfaces by index, and reading it elsewhere gets them wrong.
+ip netns exec "$SW" tcpdump -i any -p -nn -tt -l --immediate-mode \
+    'tcp and (port 80 or portrange 8001-8063)' \
+    >"$TMP/tl.txt" 2>"$TMP/tl.err" &
+CAP=$!
+sleep 1
+# One curl process for all requests: no process start between them, each
+# on its own connection.
+urls=()
+for i in $(seq 1 "$N"); do
+	if [ $((i % 2)) = 1 ]; then a=$(addr 1); else a=$(addr 2); fi
+	urls+=(-o /dev/null "http://$a/$f")
+done
+in_client curl -sS -H "Connection: close" "${urls[@]}" ||
+	fail "curl failed"
+sleep 1
+kill -INT "$CAP"
+wait "$CAP"
+
+python3 -c '
+import re, statistics, sys
+client, n1, n2 = sys.argv[1:4]
+pk = re.compile(r"^(\S+) (\S+) +(P|In|Out) +IP (\S+)\.(\d+) > (\S+)\.(\d+): "
+                r"Flags \[([^\]]*)\].*length (\d+)")
+req, rep, resp, via = {}, {}, {}, {}
+for line in sys.stdin:
+    m = pk.match(line)
+    if not m:
+        continue
+    ts, dev, d, sa, sp, da, dp, fl, ln = m.groups()
+    t, ln = float(ts), int(ln)
+    if d == "Out":			# as it enters the switch
+        continue
+    if dev == "c0" and sa == client and dp == "80" and ln > 0:
+        req.setdefault(sp, t)
+        via.setdefault(sp, da)
+    elif dev == "n1" and sa == client and "S" in fl and dp != "80":
+        rep.setdefault(sp, t)
+    elif da == client and ln > 0 and sp == "80":
+        resp.setdefault(dp, t)
+def show(name, xs):
+    xs = sorted(x * 1e6 for x in xs)
+    if not xs:
+        print(f"{name:34s} (none)")
+        return
+    p90 = xs[int(len(xs) * 0.9) - 1] if len(xs) >= 10 else xs[-1]
+    print(f"{name:34s} median {statistics.median(xs):7.0f} us  "
+          f"p90 {p90:7.0f} us  (n={len(xs)})")
+ho = [p for p in req if via[p] == n1 and p in rep and p in resp]
+di = [p for p in req if via[p] == n2 and p in resp]
+show("hand-off: request -> replay (front)", [rep[p] - req[p] for p in ho])
+show("hand-off: replay -> response (back)", [resp[p] - rep[p] for p in ho])
+show("hand-off: request -> response", [resp[p] - req[p] for p in ho])
+show("direct:   request -> response", [resp[p] - req[p] for p in di])
+if ho and di:
+    print("extra for the hand-off, median: %.0f us" % (
+        statistics.median([resp[p] - req[p] for p in ho]) * 1e6 -
+        statistics.median([resp[p] - req[p] for p in di]) * 1e6))
+' "$CLIENT_ADDR" "$(addr 1)" "$(addr 2)" <"$TMP/tl.txt"
