@@ -129,12 +129,11 @@ FDMAX=$(ulimit -n)
 export QT_BUILD
 # shellcheck source=tests/integration/lib.sh
 source "$REPO/tests/integration/lib.sh"
+source "$REPO/bench/lib.sh"
 # The daemons log as shipped (log-flows end), not as the tests do.
 LOG_FLOWS=${LOG_FLOWS-}
 require_root
 
-HZ=$(getconf CLK_TCK)
-NPROC=$(getconf _NPROCESSORS_ONLN)
 FRONT=$(addr 1)
 
 # --- counters ----------------------------------------------------------------
@@ -163,23 +162,6 @@ front_affinity() {
 		out="$out $(cat /proc/"$p"/comm 2>/dev/null):$(awk '/^Cpus_allowed_list/ {print $2}' /proc/"$p"/status 2>/dev/null)"
 	done
 	echo "${out# }"
-}
-
-# quiesce: wait (at most QUIET_MAX s) until the machine is nearly idle
-# over half a second; sets IDLE_PCT, busy share of all cores in percent.
-quiesce() {
-	local t0 a b limit
-	limit=$((NPROC * HZ * 3 / 200))	# 3% of all cores over 0.5 s
-	t0=$(date +%s)
-	while true; do
-		read -r _ a < <(cpu_snap)
-		sleep 0.5
-		read -r _ b < <(cpu_snap)
-		IDLE_PCT=$(awk -v d=$((b - a)) -v c="$NPROC" -v hz="$HZ" \
-		    'BEGIN {printf "%.1f", d * 100 / (c * hz / 2)}')
-		[ $((b - a)) -le "$limit" ] && return 0
-		[ $(($(date +%s) - t0)) -ge "$QUIET_MAX" ] && return 1
-	done
 }
 
 # --- cluster, files, nginx on the backs ----------------------------------------

@@ -60,11 +60,11 @@ fi
 export QT_BUILD
 # shellcheck source=tests/integration/lib.sh
 source "$REPO/tests/integration/lib.sh"
+source "$REPO/bench/lib.sh"
 # The daemons log as shipped (log-flows end), not as the tests do.
 LOG_FLOWS=${LOG_FLOWS-}
 require_root
 
-HZ=$(getconf CLK_TCK)
 
 # --- counters ----------------------------------------------------------------
 
@@ -85,35 +85,10 @@ proc_ns() {
 	    awk '{s += $1} END {printf "%.0f\n", s}'
 }
 
-# Whole machine, all cores: user+nice+system+irq+softirq, clock ticks.
-machine_ticks() {
-	awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat
-}
-
 # snapshot: "n1ticks n2ticks n1ns n2ns"
 snapshot() {
 	echo "$(proc_ticks "${DPID[1]}") $(proc_ticks "${DPID[2]}")" \
 	    "$(proc_ns "${DPID[1]}") $(proc_ns "${DPID[2]}")"
-}
-
-# quiesce: wait (at most QUIET_MAX seconds) until the machine is nearly
-# idle over half a second; deleting network namespaces (an earlier run's,
-# or anyone's) keeps kernel workers busy for seconds and would be counted
-# in the machine figure.  Sets IDLE_PCT, the busy share of all cores
-# over the last half second, in percent.
-quiesce() {
-	local t0 a b limit
-	limit=$(($(nproc) * HZ * 3 / 200))	# 3% of all cores over 0.5 s
-	t0=$(date +%s)
-	while true; do
-		a=$(machine_ticks)
-		sleep 0.5
-		b=$(machine_ticks)
-		IDLE_PCT=$(awk -v d=$((b - a)) -v c="$(nproc)" -v hz="$HZ" \
-		    'BEGIN {printf "%.1f", d * 100 / (c * hz / 2)}')
-		[ $((b - a)) -le "$limit" ] && return 0
-		[ $(($(date +%s) - t0)) -ge "${QUIET_MAX:-30}" ] && return 1
-	done
 }
 
 # --- cluster -------------------------------------------------------------------

@@ -1,0 +1,31 @@
+# shellcheck shell=bash
+# Helpers the benchmarks share, sourced after tests/integration/lib.sh.
+
+HZ=$(getconf CLK_TCK)
+NPROC=$(getconf _NPROCESSORS_ONLN)
+
+# machine_ticks: busy clock ticks (user+nice+system+irq+softirq) of all
+# CPUs, from /proc/stat.
+machine_ticks() {
+	awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat
+}
+
+# quiesce: wait (at most QUIET_MAX seconds, default 30) until the machine
+# is nearly idle (3% of all cores) over half a second; deleting network
+# namespaces (an earlier run's, or anyone's) keeps kernel workers busy for
+# seconds and would be counted in a machine figure.  Sets IDLE_PCT, the
+# busy share of all cores over the last half second, in percent.
+quiesce() {
+	local t0 a b limit
+	limit=$((NPROC * HZ * 3 / 200))
+	t0=$(date +%s)
+	while true; do
+		a=$(machine_ticks)
+		sleep 0.5
+		b=$(machine_ticks)
+		IDLE_PCT=$(awk -v d=$((b - a)) -v c="$NPROC" -v hz="$HZ" \
+		    'BEGIN {printf "%.1f", d * 100 / (c * hz / 2)}')
+		[ $((b - a)) -le "$limit" ] && return 0
+		[ $(($(date +%s) - t0)) -ge "${QUIET_MAX:-30}" ] && return 1
+	done
+}
