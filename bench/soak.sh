@@ -125,74 +125,7 @@ big_every = $BIG_EVERY
 marker = "$TMP/wrk$f.done"
 front = "n$f"
 EOF
-		cat <<'EOF'
-table.sort(small)
-table.sort(big)
--- Every thread's Lua state holds the bodies: comparing a response with
--- its body is one string comparison.
-body = {}
-for p, _ in pairs(owner) do
-	local f = assert(io.open(docroot .. p, "rb"))
-	body[p] = f:read("*a")
-	f:close()
-end
-i, ndone, bad, bad_status, bad_server, bad_body, tb = 0, 0, 0, 0, 0, 0, 0
-badmsg = ""
-threads = {}
-function setup(thread)
-	table.insert(threads, thread)
-end
-function request()
-	i = i + 1
-	local p
-	if i % big_every == 0 then
-		p = big[(i / big_every - 1) % #big + 1]
-	else
-		p = small[(i - 1) % #small + 1]
-	end
-	return wrk.format("GET", p)
-end
-function response(status, headers, b)
-	ndone = ndone + 1
-	local p = string.match(b, "^(/[km]%d+)\n")
-	local by = headers["X-Served-By"]
-	local what
-	if status ~= 200 then
-		bad_status = bad_status + 1
-		what = "status"
-	elseif not p or b ~= body[p] then
-		bad_body = bad_body + 1
-		what = "body"
-	elseif by ~= owner[p] then
-		bad_server = bad_server + 1
-		if by == front then
-			tb = tb + 1	-- right body, but the front took it back
-		end
-		what = "server"
-	end
-	if what then
-		bad = bad + 1
-		if badmsg == "" then
-			badmsg = string.format("%s: status %d path %s by %s len %d",
-			    what, status, tostring(p), tostring(by), #b)
-		end
-	end
-	if ndone == quota then
-		local m = io.open(marker, "w")
-		m:write(ndone)
-		m:close()
-		wrk.thread:stop()
-	end
-end
-function done(summary, latency, requests)
-	for _, t in ipairs(threads) do
-		io.write(string.format("lua: done %d bad %d status %d server %d body %d taken-back %d %s\n",
-		    t:get("ndone"), t:get("bad"), t:get("bad_status"),
-		    t:get("bad_server"), t:get("bad_body"), t:get("tb"),
-		    t:get("badmsg")))
-	end
-end
-EOF
+		cat "$REPO/tests/integration/handoffcheck.lua"
 	} >"$TMP/wrk$f.lua"
 done
 

@@ -48,7 +48,8 @@ done
 
 # --- objects
 # wrk's: each body starts with its own path, so a response names what it
-# is; wrk checks it against the owner and the size.
+# is; wrk checks it against the owner and the body, byte for byte
+# (handoffcheck.lua).
 for k in $(seq 1 90); do
 	{ printf '/w%d\n' "$k"; head -c $((1000 + k * 89)) /dev/urandom; } \
 	    >"$TMP/www/w$k"
@@ -83,60 +84,22 @@ for kind in rst half big; do jobs_for "$kind" >"$TMP/jobs.$kind"; done
 # other nodes own; each stops at its quota and leaves a marker.
 for f in 1 2 3; do
 	{
-		echo "paths = {}"
-		echo "owner = {}"
-		echo "size = {}"
+		echo "small, big, owner = {}, {}, {}"
 		for k in $(seq 1 90); do
 			[ "${OWN[w$k]}" = "$f" ] && continue
-			echo "table.insert(paths, \"/w$k\")"
+			echo "table.insert(small, \"/w$k\")"
 			echo "owner[\"/w$k\"] = \"n${OWN[w$k]}\""
-			echo "size[\"/w$k\"] = $(stat -c %s "$TMP/www/w$k")"
 		done
 		cat <<EOF
+docroot = "$TMP/www"
+big_every = 0
 quota = $WRK_QUOTA
 marker = "$TMP/wrk$f.done"
 front = "n$f"
 EOF
-		cat <<'EOF'
-i, ndone, bad, tb, badmsg = 0, 0, 0, 0, ""
-threads = {}
-function setup(thread)
-	table.insert(threads, thread)
-end
-function request()
-	i = i + 1
-	return wrk.format("GET", paths[(i - 1) % #paths + 1])
-end
-function response(status, headers, body)
-	ndone = ndone + 1
-	local p = string.match(body, "^(/w%d+)\n")
-	local by = headers["X-Served-By"]
-	if status ~= 200 or not p or owner[p] ~= by or #body ~= size[p] then
-		bad = bad + 1
-		if status == 200 and p and by == front and #body == size[p] then
-			tb = tb + 1	-- right body, but the front took it back
-		end
-		if badmsg == "" then
-			badmsg = string.format("status %d path %s by %s len %d",
-			    status, tostring(p), tostring(by), #body)
-		end
-	end
-	if ndone == quota then
-		local m = io.open(marker, "w")
-		m:write(ndone)
-		m:close()
-		wrk.thread:stop()
-	end
-end
-function done(summary, latency, requests)
-	for _, t in ipairs(threads) do
-		io.write(string.format("lua: done %d bad %d taken-back %d %s\n",
-		    t:get("ndone"), t:get("bad"), t:get("tb"), t:get("badmsg")))
-	end
-end
-EOF
+		cat "$QT_SRC/tests/integration/handoffcheck.lua"
 	} >"$TMP/wrk$f.lua"
-	n=$(grep -c 'table.insert(paths' "$TMP/wrk$f.lua")
+	n=$(grep -c 'table.insert(small' "$TMP/wrk$f.lua")
 	[ "$n" -ge 20 ] || fail "front n$f: only $n paths owned by other nodes"
 done
 
