@@ -17,12 +17,16 @@
 # request's req->resp beside it.  Figures only; exits 0 unless the setup
 # fails.
 #
-# Environment: N=200, QT_BUILD=<repo>/build, LOG_FLOWS (empty: default).
+# Environment: N=200, QT_BUILD=<repo>/build, LOG_FLOWS (empty: default),
+# UPSTREAM=0 (1: each node relays to its own nginx on 127.0.0.1:8080, as
+# in bench/compare.sh, instead of its built-in responder; direct requests
+# then go through n2's relay too).
 set -u
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 export QT_BUILD=${QT_BUILD:-$REPO/build}
 N=${N:-200}
 LOG_FLOWS=${LOG_FLOWS-}
+UPSTREAM=${UPSTREAM:-0}
 source "$REPO/tests/integration/lib.sh"
 require_root
 for t in curl tcpdump python3; do
@@ -32,6 +36,14 @@ done
 make_cluster 2
 f=$(name_owned_by 2 tl) || fail "no name hashes to n2"
 make_file "$f" 1024
+if [ "$UPSTREAM" = 1 ]; then
+	command -v nginx >/dev/null || fail "nginx not found"
+	for i in 1 2; do
+		nginx_start "$i" 127.0.0.1:8080
+		write_config "$i"
+		sed -i 's/^service http port 80 handoff-base 8000$/& upstream 127.0.0.1:8080/' "$TMP/n$i.conf"
+	done
+fi
 start_cluster
 fetch 1 "$f" "$TMP/out" || fail "curl failed"
 [ "$(served_by "$TMP/out.h")" = 2 ] || fail "not handed off to n2"
