@@ -303,6 +303,15 @@ nothing_left() {
 	return 0
 }
 
+# no_steering_left N...: within 5 s, nodes N... keep no set entry and no
+# steered conntrack entry; fails naming the first that does.
+no_steering_left() {
+	local n
+	for n in "$@"; do
+		busywait 5000 nothing_left "$n" || fail "node $n keeps steering state"
+	done
+}
+
 # nginx_start N LISTEN: nginx in node N's namespace serving $TMP/www with
 # an X-Served-By header, its files under $TMP/nginx-nN.
 nginx_start() {

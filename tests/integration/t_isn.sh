@@ -127,7 +127,5 @@ pass "the client's view of the timestamp clock never went back ($nts segments)"
 half=$(grep -c 'closed: client half-closed' "$TMP/n2.log")
 [ "$half" -gt 0 ] || fail "no hand-off carried the client's FIN"
 log "$half hand-offs carried the client's FIN"
-for n in 1 2; do
-	busywait 5000 nothing_left "$n" || fail "node $n keeps steering state"
-done
+no_steering_left 1 2
 pass "nothing left"

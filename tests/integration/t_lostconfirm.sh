@@ -102,9 +102,7 @@ pass "n2 keeps no socket on the hand-off port"
 rst_classify
 [ "$RST_LIVE" = 0 ] || fail "the client received $RST_LIVE resets on live connections"
 pass "no reset on a live connection ($RST_AFTER after both FINs)"
-for n in 1 2; do
-	busywait 5000 nothing_left "$n" || fail "node $n keeps steering state"
-done
+no_steering_left 1 2
 pass "nothing left behind"
 fetch 1 "$f" "$TMP/out" || fail "curl failed after"
 [ "$(served_by "$TMP/out.h")" = 2 ] || fail "no hand-off to n2 after"

@@ -29,7 +29,5 @@ for port in 40123 40124 40125; do
 done
 grep -q 'steering failed\|taken back' "$TMP/n1.log" && fail "n1 took a hand-off back"
 pass "three hand-offs over stale entries bound to another back: each handed off to its own back"
-for n in 1 2 3; do
-	busywait 5000 nothing_left "$n" || fail "node $n keeps steering state"
-done
+no_steering_left 1 2 3
 pass "nothing left"

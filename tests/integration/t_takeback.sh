@@ -43,7 +43,5 @@ ip -n "$SW" link set n3 up
 rst=$(rst_watch_count)
 [ "$rst" = 0 ] || fail "$rst TCP resets seen at the client"
 pass "no reset at the client"
-for n in 1 2; do
-	busywait 5000 nothing_left "$n" || fail "node $n keeps steering state"
-done
+no_steering_left 1 2
 pass "nothing left behind"
