@@ -134,6 +134,8 @@ int	config_load(const char *path, struct qt_config *cf);
 int	config_load_errors(const char *path, struct qt_config *cf,
 	    char *errbuf, size_t errlen);
 const struct qt_node	*config_self(const struct qt_config *);
+/* The name of a keyword option's value (hash-key, log-flows). */
+const char		*config_word(const char *option, int value);
 int	config_node_by_id(const struct qt_config *, uint32_t id);
 int	config_node_by_addr(const struct qt_config *, uint32_t addr);
 /* Hand-off port on a back for connections from origin, service svc. */

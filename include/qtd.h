@@ -231,6 +231,9 @@ struct flow	*flow_by_tuple(int back, uint32_t cip, uint16_t cport,
 		    uint16_t lport);
 int		 flow_buf_reserve(struct flow *, size_t more);
 char		*flow_out(struct flow *);
+/* The flow's wait queue (SQ_*): one at a time, left when it closes. */
+void		 flow_queue_enter(struct flow *, int q);
+void		 flow_queue_leave(struct flow *);
 ssize_t		 flow_read(struct flow *);
 void		 flow_reap(void);
 void		 flow_note_request(struct flow *, const struct http_req *);
@@ -259,7 +262,6 @@ void	front_adopt(void);
 void	front_sweep(void);
 struct band_msg;
 void	front_band(int node, const struct band_msg *);
-void	front_sweep_leave(struct flow *);
 
 /* back.c */
 int	back_capture_start(void);

@@ -130,13 +130,6 @@ asm_reply(const struct reasm *a, enum band_type type, uint32_t status)
 static ev_timer	unheard_timer;
 
 static void
-unheard_leave(struct flow *f)
-{
-	TAILQ_REMOVE(&qtd->unheardq, f, f_sweep);
-	f->f_sq = SQ_NONE;
-}
-
-static void
 unheard_run(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	uint64_t now = now_ms(), wait;
@@ -150,7 +143,7 @@ unheard_run(struct ev_loop *loop, ev_timer *w, int revents)
 		if (f->f_reconfirm > now)
 			continue;
 		if (tcp_heard(f->f_fd) != 0) {
-			unheard_leave(f);
+			flow_queue_leave(f);
 			continue;
 		}
 		(void)band_send_flow(f, BAND_CONFIRM, 0, 0, 0);
@@ -167,8 +160,7 @@ unheard_run(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 unheard_enter(struct flow *f)
 {
-	TAILQ_INSERT_TAIL(&qtd->unheardq, f, f_sweep);
-	f->f_sq = SQ_UNHEARD;
+	flow_queue_enter(f, SQ_UNHEARD);
 	f->f_reconfirm = now_ms() + UNHEARD_MS;
 	if (!ev_is_active(&unheard_timer)) {
 		ev_timer_init(&unheard_timer, unheard_run, UNHEARD_MS / 1e3,
@@ -187,7 +179,7 @@ back_unheard(struct flow *f)
 		return 0;
 	if (tcp_heard(f->f_fd) == 0)
 		return 1;
-	unheard_leave(f);
+	flow_queue_leave(f);
 	return 0;
 }
 

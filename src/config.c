@@ -18,8 +18,20 @@
 
 #define CF_MAXARGS	16
 
-enum cf_kind { CF_UINT, CF_BOOL, CF_STR, CF_PORT, CF_LOGLEVEL, CF_HASHKEY,
-    CF_LOGFLOWS };
+enum cf_kind { CF_UINT, CF_BOOL, CF_STR, CF_PORT, CF_LOGLEVEL, CF_WORD };
+
+/* The values of a CF_WORD option, in the order of its enum. */
+static const char *const hash_key_words[] = { "path", "path-query",
+    "host-path", NULL };		/* enum qt_hash_key */
+static const char *const log_flows_words[] = { "end", "all", "none",
+    NULL };				/* enum qt_log_flows */
+
+static const char *const *
+cf_words(const char *option)
+{
+	return !strcmp(option, "hash-key") ? hash_key_words :
+	    !strcmp(option, "log-flows") ? log_flows_words : NULL;
+}
 
 struct cf_option {
 	const char	*name;
@@ -69,8 +81,8 @@ static const struct cf_option cf_options[] = {
 	{ "stop-cleanup", CF_BOOL, OFF(c_stop_cleanup), 0, 0, 0, "no" },
 	{ "set-sysctls", CF_BOOL, OFF(c_set_sysctls), 0, 0, 0, "no" },
 	{ "log-level", CF_LOGLEVEL, OFF(c_log_level), 0, 0, 0, "info" },
-	{ "log-flows", CF_LOGFLOWS, OFF(c_log_flows), 0, 0, 0, "end" },
-	{ "hash-key", CF_HASHKEY, OFF(c_hash_key), 0, 0, 0, "path" },
+	{ "log-flows", CF_WORD, OFF(c_log_flows), 0, 0, 0, "end" },
+	{ "hash-key", CF_WORD, OFF(c_hash_key), 0, 0, 0, "path" },
 	{ "bounded-load", CF_UINT, OFF(c_bounded_load), 0, 0, 1000, "0" },
 	{ "heartbeat-interval", CF_UINT, OFF(c_hb_interval), 0, 20, 60000,
 	    "200" },
@@ -163,6 +175,7 @@ static int
 cf_set(struct cf_ctx *x, const struct cf_option *o, const char *val)
 {
 	char *field = (char *)x->cf + o->off;
+	const char *const *words;
 	unsigned long v;
 	int b;
 
@@ -199,30 +212,20 @@ cf_set(struct cf_ctx *x, const struct cf_option *o, const char *val)
 		}
 		*(int *)field = b;
 		return 0;
-	case CF_HASHKEY:
-		if (!strcmp(val, "path"))
-			b = HK_PATH;
-		else if (!strcmp(val, "path-query"))
-			b = HK_PATH_QUERY;
-		else if (!strcmp(val, "host-path"))
-			b = HK_HOST_PATH;
-		else {
-			cf_error(x, "%s: \"%s\" is not one of path, "
-			    "path-query, host-path", o->name, val);
-			return -1;
-		}
-		*(int *)field = b;
-		return 0;
-	case CF_LOGFLOWS:
-		if (!strcmp(val, "end"))
-			b = LF_END;
-		else if (!strcmp(val, "all"))
-			b = LF_ALL;
-		else if (!strcmp(val, "none"))
-			b = LF_NONE;
-		else {
-			cf_error(x, "%s: \"%s\" is not one of end, all, none",
-			    o->name, val);
+	case CF_WORD:
+		words = cf_words(o->name);
+		for (b = 0; words[b] && strcmp(val, words[b]); b++)
+			continue;
+		if (!words[b]) {
+			char list[128];
+			size_t n = 0, k;
+
+			list[0] = '\0';
+			for (k = 0; words[k] && n < sizeof(list); k++)
+				n += (size_t)snprintf(list + n, sizeof(list) - n,
+				    "%s%s", k ? ", " : "", words[k]);
+			cf_error(x, "%s: \"%s\" is not one of %s", o->name, val,
+			    list);
 			return -1;
 		}
 		*(int *)field = b;
@@ -844,4 +847,16 @@ config_hoport_owner(const struct qt_config *cf, uint16_t port, size_t *svc,
 		}
 	}
 	return -1;
+}
+
+/* The name of a CF_WORD option's value, for showing the config. */
+const char *
+config_word(const char *option, int value)
+{
+	const char *const *words = cf_words(option);
+	int k;
+
+	for (k = 0; words && words[k] && k != value; k++)
+		continue;
+	return words && words[k] ? words[k] : "?";
 }

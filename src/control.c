@@ -367,8 +367,7 @@ ctl_show_config(struct ctl_jw *w)
 	ctl_jw_str(w, "log-level", cf->c_log_level >= 0 &&
 	    cf->c_log_level <= LOG_L_DEBUG ? ctl_levels[cf->c_log_level] :
 	    "?");
-	ctl_jw_str(w, "log-flows", cf->c_log_flows == LF_ALL ? "all" :
-	    cf->c_log_flows == LF_NONE ? "none" : "end");
+	ctl_jw_str(w, "log-flows", config_word("log-flows", cf->c_log_flows));
 	ctl_jw_end(w);
 	ctl_jw_arr(w, "nodes");
 	for (i = 0; i < cf->c_nnodes; i++)

@@ -321,6 +321,40 @@ flow_stop_watchers(struct flow *f)
 }
 
 /*
+ * The queues a flow can wait in besides the flow list, one at a time
+ * (f_sweep, f_sq): the front's sweep queues and grace queue, the back's
+ * unheard queue.
+ */
+static struct flowq *
+flow_queue(int q)
+{
+	return q == SQ_URGENT ? &qtd->urgentq : q == SQ_GRACE ?
+	    &qtd->graceq : q == SQ_UNHEARD ? &qtd->unheardq : &qtd->sweepq;
+}
+
+/* Puts a flow at the tail of queue Q, out of any other. */
+void
+flow_queue_enter(struct flow *f, int q)
+{
+	flow_queue_leave(f);
+	TAILQ_INSERT_TAIL(flow_queue(q), f, f_sweep);
+	f->f_sq = q;
+	if (q == SQ_URGENT)
+		qtd->n_urgent++;
+}
+
+void
+flow_queue_leave(struct flow *f)
+{
+	if (f->f_sq == SQ_NONE)
+		return;
+	TAILQ_REMOVE(flow_queue(f->f_sq), f, f_sweep);
+	if (f->f_sq == SQ_URGENT)
+		qtd->n_urgent--;
+	f->f_sq = SQ_NONE;
+}
+
+/*
  * The one way a flow ends.  Whatever state it is in, everything it owns
  * is released here: descriptor (a frozen one silently), file, steering.
  */
@@ -333,7 +367,7 @@ flow_close(struct flow *f, const char *why)
 		return;
 	f->f_dead = 1;
 	f->f_why = why;
-	front_sweep_leave(f);
+	flow_queue_leave(f);
 	if (f->f_serving)
 		qtd->nserving--;
 	flow_stop_watchers(f);

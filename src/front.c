@@ -26,7 +26,6 @@
 
 static void	front_read(struct ev_loop *, ev_io *, int);
 static void	front_reused(uint32_t, uint16_t, uint16_t);
-static void	sweep_enter(struct flow *, int);
 
 /* The node for this request, or -1 to answer it here; *status set for a
  * reject route. */
@@ -465,7 +464,7 @@ front_confirmed(struct flow *f)
 	f->f_blen = f->f_bcap = 0;
 	f->f_state = FS_HANDED_OFF;
 	f->f_checked = now_ms();
-	sweep_enter(f, SQ_NORMAL);
+	flow_queue_enter(f, SQ_NORMAL);
 	qtd->st.st_handed_off++;
 	flow_log(f, flow_step_level(), "handed-off", "to %s after %u tries: %s",
 	    qtd->cf->c_nodes[f->f_peer].n_name, f->f_tries + 1, f->f_reqline);
@@ -502,7 +501,7 @@ grace_run(struct ev_loop *loop, ev_timer *w, int revents)
 	do {
 		for (n = 0; n < 64 && (f = TAILQ_FIRST(&qtd->graceq)) &&
 		    f->f_grace_end <= now; n++) {
-			front_sweep_leave(f);
+			flow_queue_leave(f);
 			fl[n] = f;
 		}
 		steer_ct_delete_many(fl, n);
@@ -529,12 +528,12 @@ front_teardown(struct flow *f, const char *why)
 {
 	if (f->f_state != FS_HANDED_OFF)
 		return;
-	front_sweep_leave(f);
+	flow_queue_leave(f);
 	steer_del(f);
 	f->f_state = FS_GRACE;
 	f->f_why = why;
 	f->f_grace_end = now_ms() + qtd->cf->c_ct_grace;
-	sweep_enter(f, SQ_GRACE);
+	flow_queue_enter(f, SQ_GRACE);
 	if (!ev_is_active(&qtd->grace_timer)) {
 		ev_timer_init(&qtd->grace_timer, grace_run,
 		    qtd->cf->c_ct_grace / 1000.0, 0);
@@ -740,7 +739,7 @@ fin_pkt(const struct cap_pkt *p, void *arg)
 		f->f_rst = 1;
 	else
 		f->f_fin = 1;
-	sweep_enter(f, SQ_URGENT);
+	flow_queue_enter(f, SQ_URGENT);
 }
 
 static void
@@ -809,36 +808,6 @@ check_flush(int node, struct check_batch *cb, uint64_t now)
 	cb->cb_len = 0;
 }
 
-static struct flowq *
-sweep_queue(int q)
-{
-	return q == SQ_URGENT ? &qtd->urgentq : q == SQ_GRACE ?
-	    &qtd->graceq : q == SQ_UNHEARD ? &qtd->unheardq : &qtd->sweepq;
-}
-
-/* Puts a flow at the tail of queue Q (out of any other): handed-off flows
- * in the sweep's, flows in their grace in graceq. */
-static void
-sweep_enter(struct flow *f, int q)
-{
-	front_sweep_leave(f);
-	TAILQ_INSERT_TAIL(sweep_queue(q), f, f_sweep);
-	f->f_sq = q;
-	if (q == SQ_URGENT)
-		qtd->n_urgent++;
-}
-
-void
-front_sweep_leave(struct flow *f)
-{
-	if (f->f_sq == SQ_NONE)
-		return;
-	TAILQ_REMOVE(sweep_queue(f->f_sq), f, f_sweep);
-	if (f->f_sq == SQ_URGENT)
-		qtd->n_urgent--;
-	f->f_sq = SQ_NONE;
-}
-
 /*
  * One handed-off flow the sweep looks at: torn down if its back has not
  * vouched for it within flow-timeout, else put in its back's CHECK batch.
@@ -893,9 +862,9 @@ front_sweep(void)
 	for (n = qtd->n_urgent; n > 0 && (f = TAILQ_FIRST(&qtd->urgentq));
 	    n--) {
 		if (now - f->f_asked < 1000)
-			sweep_enter(f, SQ_URGENT);	/* not yet */
+			flow_queue_enter(f, SQ_URGENT);	/* not yet */
 		else if (sweep_ask(f, batch, now))
-			sweep_enter(f, f->f_fin || f->f_rst ? SQ_URGENT :
+			flow_queue_enter(f, f->f_fin || f->f_rst ? SQ_URGENT :
 			    SQ_NORMAL);
 	}
 	while ((f = TAILQ_FIRST(&qtd->sweepq))) {
@@ -903,7 +872,7 @@ front_sweep(void)
 		if (now - since < cf->c_sweep_interval)
 			break;
 		if (sweep_ask(f, batch, now))
-			sweep_enter(f, SQ_NORMAL);
+			flow_queue_enter(f, SQ_NORMAL);
 	}
 	for (i = 0; i < cf->c_nnodes; i++)
 		check_flush((int)i, &batch[i], now);
@@ -937,7 +906,7 @@ adopt_entry(uint32_t cip, uint16_t cport, uint32_t dip, void *arg)
 	f->f_checked = now_ms() - cf->c_sweep_interval;
 	snprintf(f->f_reqline, sizeof(f->f_reqline), "(adopted)");
 	flow_tuple_add(f);
-	sweep_enter(f, SQ_URGENT);
+	flow_queue_enter(f, SQ_URGENT);
 	qtd->st.st_adopted++;
 	ac->n++;
 }

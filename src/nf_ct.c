@@ -182,11 +182,16 @@ qct_has_attr(const struct nlmsghdr *nlh, uint16_t type)
 	return 0;
 }
 
-int
-qct_delete(struct qct *qc, uint32_t src, uint16_t sport, uint32_t dst,
-    uint16_t dport)
+/*
+ * Builds in buf (room bytes) the delete of one exact TCP tuple.  A delete
+ * without its tuple is a flush of the whole table: a build that silently
+ * left it out, or outgrew its room, never goes to the kernel (NULL, errno
+ * EINVAL).
+ */
+static struct nlmsghdr *
+qct_build_delete(struct qct *qc, char *buf, size_t room, uint32_t src,
+    uint16_t sport, uint32_t dst, uint16_t dport)
 {
-	char buf[QCT_REQSIZE] __attribute__((aligned));
 	struct nlmsghdr *nlh;
 
 	nfct_set_attr_u8(qc->qc_ct, ATTR_ORIG_L3PROTO, AF_INET);
@@ -195,18 +200,27 @@ qct_delete(struct qct *qc, uint32_t src, uint16_t sport, uint32_t dst,
 	nfct_set_attr_u8(qc->qc_ct, ATTR_ORIG_L4PROTO, IPPROTO_TCP);
 	nfct_set_attr_u16(qc->qc_ct, ATTR_ORIG_PORT_SRC, htons(sport));
 	nfct_set_attr_u16(qc->qc_ct, ATTR_ORIG_PORT_DST, htons(dport));
-
 	nlh = qct_header(qc, buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK);
-	if (nfct_nlmsg_build(nlh, qc->qc_ct) < 0)
-		return -1;
-	/*
-	 * A delete without a tuple is a flush of the whole table: never let
-	 * a build that silently left it out go to the kernel.
-	 */
-	if (!qct_has_attr(nlh, CTA_TUPLE_ORIG)) {
+	if (nfct_nlmsg_build(nlh, qc->qc_ct) < 0 ||
+	    !qct_has_attr(nlh, CTA_TUPLE_ORIG) ||
+	    NLMSG_ALIGN(nlh->nlmsg_len) > room) {
+		qc->qc_seq--;	/* the sequence number goes unused */
 		errno = EINVAL;
-		return -1;
+		return NULL;
 	}
+	return nlh;
+}
+
+int
+qct_delete(struct qct *qc, uint32_t src, uint16_t sport, uint32_t dst,
+    uint16_t dport)
+{
+	char buf[QCT_REQSIZE] __attribute__((aligned));
+	struct nlmsghdr *nlh;
+
+	if (!(nlh = qct_build_delete(qc, buf, sizeof(buf), src, sport, dst,
+	    dport)))
+		return -1;
 	if (qct_talk(qc, nlh, NULL) < 0)
 		return errno == ENOENT ? 0 : -1;
 	return 0;
@@ -258,7 +272,6 @@ int
 qct_delete_many(struct qct *qc, const struct qct_tuple *t, size_t n)
 {
 	char buf[QCT_BATCH * 256] __attribute__((aligned));
-	struct nf_conntrack *ct = qc->qc_ct;
 	struct nlmsghdr *nlh;
 	unsigned first;
 	size_t i = 0, off, k;
@@ -270,22 +283,9 @@ qct_delete_many(struct qct *qc, const struct qct_tuple *t, size_t n)
 		first = qc->qc_seq + 1;
 		for (off = 0, k = 0; i < n && k < QCT_BATCH &&
 		    off + 256 <= sizeof(buf); i++) {
-			nfct_set_attr_u8(ct, ATTR_ORIG_L3PROTO, AF_INET);
-			nfct_set_attr_u32(ct, ATTR_ORIG_IPV4_SRC, t[i].t_src);
-			nfct_set_attr_u32(ct, ATTR_ORIG_IPV4_DST, t[i].t_dst);
-			nfct_set_attr_u8(ct, ATTR_ORIG_L4PROTO, IPPROTO_TCP);
-			nfct_set_attr_u16(ct, ATTR_ORIG_PORT_SRC,
-			    htons(t[i].t_sport));
-			nfct_set_attr_u16(ct, ATTR_ORIG_PORT_DST,
-			    htons(t[i].t_dport));
-			nlh = qct_header(qc, buf + off, IPCTNL_MSG_CT_DELETE,
-			    NLM_F_ACK);
-			/* Never a delete without its tuple: that flushes the
-			 * whole table.  Nor one that outgrew its room. */
-			if (nfct_nlmsg_build(nlh, ct) < 0 ||
-			    !qct_has_attr(nlh, CTA_TUPLE_ORIG) ||
-			    NLMSG_ALIGN(nlh->nlmsg_len) > 256) {
-				qc->qc_seq--;
+			if (!(nlh = qct_build_delete(qc, buf + off, 256,
+			    t[i].t_src, t[i].t_sport, t[i].t_dst,
+			    t[i].t_dport))) {
 				if (!e)
 					e = EINVAL;
 				continue;
