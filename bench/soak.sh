@@ -206,11 +206,7 @@ start_cluster
 for n in 1 2 3; do qtctl "$n" stats --json >"$TMP/s0-$n.json" || fail "n$n stats"; done
 # Every SYN, FIN and RST of the client namespace (headers only): the resets
 # it sends, and the state of each connection a received reset hit.
-ip netns exec "$CL" tcpdump -i eth0 --immediate-mode -p -nn -U -s 96 -B 16384 -w "$TMP/flags.pcap" \
-    'tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0' >/dev/null 2>"$TMP/flags.err" &
-FLAGS_PID=$!
-busywait 3000 test -s "$TMP/flags.pcap" || true
-sleep 0.3
+flags_watch_start -s 96 -B 16384
 
 echo "# soak: $N hand-offs: wrk $QUOTA x 3 fronts ($CONNS connections in all, 1 KB bodies and one in $BIG_EVERY of 1 MB), $RESETS clients resetting mid-transfer"
 T0=$(now_ms)
@@ -376,11 +372,8 @@ done
 # live connection.  One that comes after both FINs, when the client has
 # had the whole response and closed, harms nothing (a server's late ACK
 # re-ACKed from TIME_WAIT, answered by a socket already gone).
-kill -INT "$FLAGS_PID" 2>/dev/null
-wait "$FLAGS_PID" 2>/dev/null
-python3 "$REPO/tests/integration/rstclass.py" "$CLIENT_ADDR" < <(tcpdump -nn -tt \
-    -r "$TMP/flags.pcap" 2>/dev/null) >"$TMP/rst.class"
-read -r _ sent live after < <(grep '^COUNT' "$TMP/rst.class")
+rst_classify
+sent=$RST_SENT live=$RST_LIVE after=$RST_AFTER
 dropped=$(sed -n 's/^\([0-9]*\) packets dropped by kernel.*/\1/p' "$TMP/flags.err")
 echo "# resets: ${sent:-?} sent by the client namespace (the resetting clients, and wrk's connections under way when it stops at its quota), ${live:-?} received on live connections, ${after:-?} after both FINs; the capture dropped ${dropped:-?} packets"
 if [ "${live:-1}" != 0 ]; then

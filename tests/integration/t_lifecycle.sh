@@ -398,10 +398,7 @@ rst_watch_received_start
 # Every SYN, FIN and RST of the client namespace: the resets it sends
 # (the (b) clients') for the record, and the state of each connection a
 # received reset hit.
-ip netns exec "$CL" tcpdump -i eth0 --immediate-mode -p -nn -U -w "$TMP/flags.pcap" \
-    'tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0' >/dev/null 2>"$TMP/flags.err" &
-FLAGS_PID=$!
-busywait 3000 test -s "$TMP/flags.pcap" || true
+flags_watch_start
 
 log "load: wrk $WRK_QUOTA x 3 fronts ($WRK_CONNS connections each), $N_RESET resets, $N_HALF half-closes, $N_VANISH vanishing, then $N_REUSE port reuses"
 T_LOAD=$(now_ms)
@@ -660,20 +657,16 @@ for n in 1 2 3; do
 	log "n$n kernel: $(in_node "$n" ss -tanH 2>/dev/null | awk '{print $1}' | sort | uniq -c | tr -s ' \n' ' ')sockets, $(in_node "$n" conntrack -C 2>/dev/null) conntrack entries"
 done
 
-kill -INT "$FLAGS_PID" 2>/dev/null
-wait "$FLAGS_PID" 2>/dev/null
+flags_watch_stop
 rst=$(rst_watch_count)
 sent=$(tcpdump -nn -r "$TMP/flags.pcap" "ip src host $CLIENT_ADDR and tcp[tcpflags] & tcp-rst != 0" 2>/dev/null | wc -l)
 reuse_rst=$(tcpdump -nn -r "$TMP/flags.pcap" "ip src host $CLIENT_ADDR and tcp[tcpflags] & tcp-rst != 0 and tcp src portrange 20010-20031" 2>/dev/null | wc -l)
 log "resets: $sent sent by the client namespace ($reuse_rst of them by the port-reuse clients, the rest by the (b) clients), $rst received"
 # Received resets, on live connections (failures) or after both FINs
 # (harmless): see rstclass.py.
-python3 "$QT_SRC/tests/integration/rstclass.py" "$CLIENT_ADDR" 20 < <(tcpdump -nn -tt \
-    -r "$TMP/flags.pcap" 2>/dev/null) >"$TMP/rst.class"
-read -r _ _ live after < <(grep '^COUNT' "$TMP/rst.class")
-live=${live:-$rst} after=${after:-0}
 # Any reset the SYN/FIN capture missed counts as live.
-[ $((live + after)) -ge "$rst" ] || live=$((rst - after))
+rst_classify 20 "$rst"
+live=$RST_LIVE after=$RST_AFTER
 log "resets received: $live on live connections, $after after both FINs"
 grep '^AFTER' "$TMP/rst.class" | head -n 2 | cut -c 1-400 | sed 's/^/#   /'
 if [ "$rst" = 0 ] || [ "$live" = 0 ]; then

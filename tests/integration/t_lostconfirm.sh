@@ -99,7 +99,8 @@ sleep 3
 [ -z "$(in_node 2 ss -tanH "( sport = :8001 )" | grep -v TIME-WAIT)" ] ||
 	fail "n2 keeps a socket on the hand-off port: $(in_node 2 ss -tanH "( sport = :8001 )")"
 pass "n2 keeps no socket on the hand-off port"
-rst_classify
+rst_classify 3
+grep -E '^(LIVE|AFTER)' "$TMP/rst.class" | cut -c 1-400 | sed 's/^/#   /'
 [ "$RST_LIVE" = 0 ] || fail "the client received $RST_LIVE resets on live connections"
 pass "no reset on a live connection ($RST_AFTER after both FINs)"
 no_steering_left 1 2
