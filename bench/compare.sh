@@ -149,10 +149,8 @@ cpu_snap() {
 # CPU time in ns of every process in n1's namespace (the front's), all
 # threads, from schedstat.
 front_proc_ns() {
-	local p
-	for p in $(ip netns pids "$(ns 1)" 2>/dev/null); do
-		cat /proc/"$p"/task/*/schedstat 2>/dev/null
-	done | awk '{s += $1} END {printf "%.0f\n", s}'
+	# shellcheck disable=SC2046	# one word per pid
+	proc_ns $(ip netns pids "$(ns 1)" 2>/dev/null)
 }
 
 # The CPUs the front's processes may run on, e.g. "haproxy:0".

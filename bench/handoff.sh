@@ -79,12 +79,6 @@ proc_ticks() {
 	echo $((${12} + ${13}))
 }
 
-# Process CPU in ns from schedstat, summed over its threads.
-proc_ns() {
-	cat /proc/"$1"/task/*/schedstat 2>/dev/null |
-	    awk '{s += $1} END {printf "%.0f\n", s}'
-}
-
 # snapshot: "n1ticks n2ticks n1ns n2ns"
 snapshot() {
 	echo "$(proc_ticks "${DPID[1]}") $(proc_ticks "${DPID[2]}")" \

@@ -10,6 +10,15 @@ machine_ticks() {
 	awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat
 }
 
+# proc_ns PID...: CPU time in ns of these processes, all their threads,
+# from schedstat (nanosecond resolution).
+proc_ns() {
+	local p
+	for p in "$@"; do
+		cat /proc/"$p"/task/*/schedstat 2>/dev/null
+	done | awk '{s += $1} END {printf "%.0f\n", s}'
+}
+
 # quiesce: wait (at most QUIET_MAX seconds, default 30) until the machine
 # is nearly idle (3% of all cores) over half a second; deleting network
 # namespaces (an earlier run's, or anyone's) keeps kernel workers busy for

@@ -56,6 +56,7 @@ fi
 export QT_BUILD
 # shellcheck source=tests/integration/lib.sh
 source "$REPO/tests/integration/lib.sh"
+source "$REPO/bench/lib.sh"
 # The daemons log as shipped (log-flows end), not as the tests do.
 LOG_FLOWS=${LOG_FLOWS-}
 require_root
@@ -93,7 +94,7 @@ load() {
 	    "http://$(addr 1)/" -- "$pa" "$pb" >"$TMP/wrk.out" 2>&1
 	sleep 1		# the teardowns of the last flows
 }
-ns_cpu() { awk '{s += $1} END {printf "%.0f\n", s}' /proc/"$D"/task/*/schedstat; }
+ns_cpu() { proc_ns "$D"; }
 ctxsw() { awk '/^voluntary_ctxt_switches/ {print $2}' /proc/"$D"/status; }
 pkts() { in_node "$NODE" cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/tx_packets | tr '\n' ' '; }
 
