@@ -29,6 +29,11 @@ log() { printf '# %s\n' "$*"; }
 now_ms() { date +%s%3N; }
 # qtctl N ARGS...: qtctl against node N's daemon.
 qtctl() { local n=$1; shift; in_node "$n" "$QTCTL" -s "$TMP/n$n.sock" "$@"; }
+# counter N NAME: one of node N's counters (qtctl stats --json).
+counter() {
+	qtctl "$1" stats --json | python3 -c \
+	    'import json, sys; print(json.load(sys.stdin)["counters"][sys.argv[1]])' "$2"
+}
 # check_fail MSG: a failed check after which a test can go on to report
 # the others; it fails at the end ([ "$FAILS" = 0 ]).
 FAILS=0

@@ -45,11 +45,6 @@ GRACE=500
 DEAD_AFTER=600
 RL_BURST=10		# LOG_RL_BURST in src/log.c
 
-# counter N NAME: one of node N's counters (qtctl stats --json).
-counter() {
-	qtctl "$1" stats --json | python3 -c \
-	    'import json, sys; print(json.load(sys.stdin)["counters"][sys.argv[1]])' "$2"
-}
 # flows N [FILTER]: node N's flow records, or those whose JSON matches
 # the python expression FILTER on f.
 flows() {

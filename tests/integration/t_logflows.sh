@@ -16,7 +16,7 @@ start_cluster
 flow_lines() { grep -c ': info: flow ' "$TMP/n$1.log"; }
 # settle: every hand-off over, front records gone (grace included).
 settle() {
-	busywait 5000 eval '[ "$(in_node 1 "$QTCTL" -s "$TMP/n1.sock" list-flows --json | python3 -c "import json,sys; print(len(json.load(sys.stdin)[\"flows\"]))")" = 0 ]' ||
+	busywait 5000 eval '[ "$(flows_of 1)" = 0 ]' ||
 		fail "n1 still has flows"
 }
 
@@ -36,7 +36,7 @@ pass "default (end): one line per flow on each side, naming the other node"
 
 for n in 1 2; do
 	echo "log-flows all" >>"$TMP/n$n.conf"
-	in_node "$n" "$QTCTL" -s "$TMP/n$n.sock" reload >/dev/null || fail "n$n reload"
+	qtctl "$n" reload >/dev/null || fail "n$n reload"
 done
 before1=$(flow_lines 1) before2=$(flow_lines 2)
 fetch 1 "$obj" "$TMP/out" || fail "fetch failed"
@@ -51,14 +51,14 @@ pass "all: the steps too, after a reload"
 
 for n in 1 2; do
 	sed -i 's/^log-flows all$/log-flows none/' "$TMP/n$n.conf"
-	in_node "$n" "$QTCTL" -s "$TMP/n$n.sock" reload >/dev/null || fail "n$n reload"
+	qtctl "$n" reload >/dev/null || fail "n$n reload"
 done
 before1=$(flow_lines 1) before2=$(flow_lines 2)
 fetch 1 "$obj" "$TMP/out" || fail "fetch failed"
 settle
 [ "$(flow_lines 1)" = "$before1" ] || fail "n1 logged a flow under log-flows none"
 [ "$(flow_lines 2)" = "$before2" ] || fail "n2 logged a flow under log-flows none"
-in_node 1 "$QTCTL" -s "$TMP/n1.sock" show config --json | grep -q '"log-flows": *"none"' ||
+qtctl 1 show config --json | grep -q '"log-flows": *"none"' ||
 	fail "show config does not say log-flows none"
 pass "none: no flow line, and show config says so"
 

@@ -31,10 +31,6 @@ in_client wrk -t1 -c 8 -d 3s -s "$TMP/wrk.lua" -H 'Connection: close' \
 kill -INT "$SPID" 2>/dev/null
 wait "$SPID" 2>/dev/null
 
-counter() {
-	qtctl "$1" stats --json | python3 -c \
-	    "import json,sys; print(json.load(sys.stdin)['counters']['$2'])"
-}
 read -r req errs < <(sed -n 's/^WRKRESULT \([0-9]*\) [0-9]* [0-9]* \([0-9]*\) \([0-9]*\) \([0-9]*\) \([0-9]*\) \([0-9]*\) .*/\1 \2+\3+\4+\5+\6/p' "$TMP/wrk.out")
 [ -n "${req:-}" ] || fail "no result from wrk: $(tail -n 3 "$TMP/wrk.out")"
 ho=$(counter 1 handoffs)
