@@ -286,6 +286,8 @@ struct cap_pkt {
 };
 struct capture;
 typedef void (*cap_cb)(const struct cap_pkt *, void *arg);
+/* Packets the node receives on iface (never those it sends) that match
+ * filter, each handed to cb. */
 struct capture	*capture_open(const char *iface, const char *filter,
 	    cap_cb, void *arg, char *err, size_t errlen);
 int		 capture_fd(struct capture *);

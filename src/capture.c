@@ -7,6 +7,8 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <linux/if_packet.h>
 
 #include <pcap/pcap.h>
 
@@ -48,6 +50,16 @@ capture_open(const char *iface, const char *filter, cap_cb cb, void *arg,
 		    pcap_geterr(c->c_pcap));
 		goto fail;
 	}
+	/*
+	 * Incoming packets only.  With a packet socket bound to the
+	 * interface, the kernel clones every packet the node sends before
+	 * the filter can drop it: each response segment on a back, each
+	 * forwarded client ACK on a front.  libpcap's own direction setting
+	 * filters in user space, after the clone.  A kernel without the
+	 * option (before 4.20) only loses the saving.
+	 */
+	(void)setsockopt(pcap_get_selectable_fd(c->c_pcap), SOL_PACKET,
+	    PACKET_IGNORE_OUTGOING, &(int){ 1 }, sizeof(int));
 	if (pcap_setnonblock(c->c_pcap, 1, ebuf) == -1) {
 		snprintf(err, errlen, "pcap_setnonblock: %s", ebuf);
 		goto fail;
