@@ -20,15 +20,21 @@
 # Environment: N=200, QT_BUILD=<repo>/build, LOG_FLOWS (empty: default),
 # UPSTREAM=0 (1: each node relays to its own nginx on 127.0.0.1:8080, as
 # in bench/compare.sh, instead of its built-in responder; direct requests
-# then go through n2's relay too).
+# then go through n2's relay too), PIN=0 (1: the comparison's layout, as
+# in bench/compare.sh: n1's daemon on CPU 0, everything else on CPU 1,
+# receive packet steering of n1's interface to CPU 0 and of the others to
+# CPU 1, so every hop between the front and the rest crosses CPUs).
 set -u
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 export QT_BUILD=${QT_BUILD:-$REPO/build}
 N=${N:-200}
 LOG_FLOWS=${LOG_FLOWS-}
 UPSTREAM=${UPSTREAM:-0}
+PIN=${PIN:-0}
 source "$REPO/tests/integration/lib.sh"
 require_root
+# Everything started from here runs on CPU 1, but what is moved to CPU 0.
+[ "$PIN" = 1 ] && { taskset -p -c 1 $$ >/dev/null || fail "taskset failed"; }
 for t in curl tcpdump python3; do
 	command -v "$t" >/dev/null || { echo "$t not installed"; exit 1; }
 done
@@ -45,6 +51,13 @@ if [ "$UPSTREAM" = 1 ]; then
 	done
 fi
 start_cluster
+if [ "$PIN" = 1 ]; then
+	taskset -a -p -c 0 "${DPID[1]}" >/dev/null || fail "cannot pin n1's daemon"
+	for n in "$(ns 1):1" "$(ns 2):2" "$CL:2"; do
+		in_ns "${n%:*}" sh -c "echo ${n#*:} > /sys/class/net/eth0/queues/rx-0/rps_cpus" ||
+		    fail "cannot set rps_cpus in ${n%:*}"
+	done
+fi
 fetch 1 "$f" "$TMP/out" || fail "curl failed"
 [ "$(served_by "$TMP/out.h")" = 2 ] || fail "not handed off to n2"
 
