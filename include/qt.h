@@ -99,6 +99,8 @@ struct qt_config {
 	unsigned		 c_hb_interval;		/* ms */
 	unsigned		 c_dead_after;		/* ms */
 	unsigned		 c_upstream_timeout;	/* ms */
+	unsigned		 c_upstream_spare;	/* per service */
+	unsigned		 c_upstream_spare_age;	/* ms */
 	char			 c_key_file[PATH_MAX];
 	uint8_t			 c_key[QT_KEY_LEN];
 	/* key rotation: a second key accepted, never used to sign */

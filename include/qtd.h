@@ -101,6 +101,7 @@ struct flow {
 	int			 f_proxy;	/* ... a plain HTTP node */
 	int			 f_up_fd;
 	int			 f_up_connected;
+	int			 f_up_spare;	/* f_up_fd was a spare (relay.c) */
 	ev_io			 f_up_io;
 	int			 f_pcu[2], f_puc[2];	/* pipes: client to
 						 * upstream, and back */
@@ -152,6 +153,9 @@ struct qt_stats {
 	uint64_t	st_proxy_bytes;	/* bytes proxied to clients */
 	uint64_t	st_upstream_502;
 	uint64_t	st_upstream_504;
+	uint64_t	st_upstream_spare;	/* relays begun on a spare */
+	uint64_t	st_upstream_retries;	/* requests sent again after a
+						 * spare failed unanswered */
 };
 
 /* A flow hash: chained, power-of-two buckets, doubled when it holds more
@@ -253,6 +257,10 @@ void	serve_error_quiet(struct flow *, int status);
 void	relay_start(struct flow *, const struct sockaddr_storage *,
 	    socklen_t, int proxy);
 void	relay_release(struct flow *);
+/* Spare upstream connections: aged out and refilled once a second;
+ * closed when the daemon stops. */
+void	relay_sweep(void);
+void	relay_spares_close(void);
 
 /* front.c */
 int	front_listen(size_t from_svc);

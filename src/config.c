@@ -89,6 +89,9 @@ static const struct cf_option cf_options[] = {
 	{ "dead-after", CF_UINT, OFF(c_dead_after), 0, 50, 600000, "1000" },
 	{ "upstream-timeout", CF_UINT, OFF(c_upstream_timeout), 0, 100,
 	    3600000, "30000" },
+	{ "upstream-spare", CF_UINT, OFF(c_upstream_spare), 0, 0, 64, "4" },
+	{ "upstream-spare-age", CF_UINT, OFF(c_upstream_spare_age), 0, 100,
+	    3600000, "4000" },
 };
 
 struct cf_ctx {

@@ -73,6 +73,10 @@ const struct ctl_counter ctl_counters[] = {
 	    "502s: an upstream or proxied node unreachable or silent." },
 	{ "upstream_504", ST(st_upstream_504),
 	    "504s: an upstream or proxied node too slow to answer." },
+	{ "upstream_spare", ST(st_upstream_spare),
+	    "Relays begun on a spare connection made ahead of need." },
+	{ "upstream_retries", ST(st_upstream_retries),
+	    "Requests sent again after a spare failed unanswered." },
 };
 const size_t ctl_ncounters = sizeof(ctl_counters) / sizeof(ctl_counters[0]);
 

@@ -83,6 +83,7 @@ on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	back_sweep();
 	front_sweep();
+	relay_sweep();
 	reload_retire_check();
 	log_flush_expired();	/* a window's "(repeated N times)" on time */
 }
@@ -250,6 +251,7 @@ main(int argc, char **argv)
 	while ((f = TAILQ_FIRST(&d.flows)))
 		flow_close(f, "daemon stopping");
 	flow_reap();
+	relay_spares_close();
 	back_close_flush();
 	if (d.stop_cleanup)
 		steer_teardown();

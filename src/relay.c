@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,275 @@
 static void	relay_cb_client(struct ev_loop *, ev_io *, int);
 static void	relay_cb_up(struct ev_loop *, ev_io *, int);
 static void	relay_step(struct flow *);
+static int	relay_connect(struct flow *, const struct sockaddr_storage *,
+		    socklen_t);
+
+/*
+ * Spare upstream connections.  Most of a relayed connection's time to
+ * first byte is the hop to the node's own server: a loopback connect,
+ * whose handshake runs in our context, and the server waking to accept
+ * before it can read.  So each service with an upstream keeps
+ * upstream-spare connections open ahead of need, made while the loop has
+ * nothing else to do, and a relay starts by writing the request on one
+ * the server has already accepted.
+ *
+ * A spare serves one client connection and closes with it: the relay
+ * stays a byte pipe, with no reuse across clients to get wrong.  Spares
+ * older than upstream-spare-age are replaced before the server's own
+ * limit for a connection without a request closes them (nginx's
+ * client_header_timeout, 60 s by default).  One the server closed anyway
+ * is found when taken (poll), or, if it closes as our request goes out,
+ * by the relay, which then sends the request again, once, on a fresh
+ * connection: a client must not get a 502 a plain proxy would not give.
+ */
+#define SPARE_MAX		64
+#define SPARE_BACKOFF_MS	1000
+
+struct spare_pool {
+	struct sockaddr_storage	 sp_addr;	/* what the spares connect to */
+	socklen_t		 sp_alen;	/* 0: none yet */
+	int			 sp_fd[SPARE_MAX];	/* a ring, oldest at */
+	uint64_t		 sp_t0[SPARE_MAX];	/* sp_head; ms made */
+	unsigned		 sp_head, sp_n;
+	uint64_t		 sp_retry;	/* ms: the upstream failed a
+						 * spare; none made before */
+};
+
+static struct spare_pool	spares[QT_MAX_SVCS];
+static ev_idle			spare_idle;
+
+static unsigned
+spare_target(size_t svc)
+{
+	const struct qt_config *cf = qtd->cf;
+
+	if (svc >= cf->c_nsvcs || !cf->c_svcs[svc].s_uplen)
+		return 0;
+	return cf->c_upstream_spare < SPARE_MAX ? cf->c_upstream_spare :
+	    SPARE_MAX;
+}
+
+static int
+spare_pop(struct spare_pool *sp, uint64_t *t0)
+{
+	int fd = sp->sp_fd[sp->sp_head];
+
+	*t0 = sp->sp_t0[sp->sp_head];
+	sp->sp_head = (sp->sp_head + 1) % SPARE_MAX;
+	sp->sp_n--;
+	return fd;
+}
+
+static void
+spare_push(struct spare_pool *sp, int fd, uint64_t t0)
+{
+	unsigned i = (sp->sp_head + sp->sp_n) % SPARE_MAX;
+
+	sp->sp_fd[i] = fd;
+	sp->sp_t0[i] = t0;
+	sp->sp_n++;
+}
+
+static void
+spare_flush(struct spare_pool *sp)
+{
+	uint64_t t0;
+
+	while (sp->sp_n)
+		(void)close(spare_pop(sp, &t0));
+}
+
+/* The pool of svc, emptied first if the service's upstream has changed
+ * (a reload) since its spares were made. */
+static struct spare_pool *
+spare_pool(size_t svc)
+{
+	const struct qt_service *sv = &qtd->cf->c_svcs[svc];
+	struct spare_pool *sp = &spares[svc];
+
+	if (sp->sp_alen != sv->s_uplen ||
+	    memcmp(&sp->sp_addr, &sv->s_upstream, sv->s_uplen) != 0) {
+		spare_flush(sp);
+		memcpy(&sp->sp_addr, &sv->s_upstream, sizeof(sp->sp_addr));
+		sp->sp_alen = sv->s_uplen;
+		sp->sp_retry = 0;
+	}
+	return sp;
+}
+
+/* 1 if some pool is short of spares and may make one now. */
+static int
+spare_short(uint64_t now)
+{
+	size_t s;
+
+	for (s = 0; s < qtd->cf->c_nsvcs; s++)
+		if (spares[s].sp_n < spare_target(s) &&
+		    now >= spares[s].sp_retry)
+			return 1;
+	return 0;
+}
+
+/* Idle: one new spare per call, for the first pool short of them, so a
+ * burst of refills never holds up the loop. */
+static void
+spare_fill(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	uint64_t now = now_ms();
+	struct spare_pool *sp;
+	size_t s;
+	int fd;
+
+	(void)revents;
+	for (s = 0; s < qtd->cf->c_nsvcs; s++) {
+		if (spares[s].sp_n >= spare_target(s) ||
+		    now < spares[s].sp_retry)
+			continue;
+		sp = spare_pool(s);
+		fd = socket(sp->sp_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+		if (fd == -1 || (connect(fd, (struct sockaddr *)&sp->sp_addr,
+		    sp->sp_alen) == -1 && errno != EINPROGRESS)) {
+			if (fd != -1)
+				(void)close(fd);
+			sp->sp_retry = now + SPARE_BACKOFF_MS;
+			break;
+		}
+		spare_push(sp, fd, now);
+		break;
+	}
+	if (!spare_short(now))
+		ev_idle_stop(loop, w);
+}
+
+static void
+spare_want(void)
+{
+	if (ev_is_active(&spare_idle) || !spare_short(now_ms()))
+		return;
+	ev_idle_init(&spare_idle, spare_fill);
+	ev_idle_start(qtd->loop, &spare_idle);
+}
+
+/*
+ * What one poll() says of a spare: writable only, connected and idle
+ * (SPARE_LIVE); nothing yet, still connecting (SPARE_WAIT); readable or
+ * hung up, closed by the server (its limit for an idle connection is
+ * shorter than our upstream-spare-age: SPARE_DEAD) or refused (the
+ * server is down: SPARE_REFUSED, and none is made for a while).
+ */
+enum { SPARE_LIVE, SPARE_WAIT, SPARE_DEAD, SPARE_REFUSED };
+
+static int
+spare_state(short revents)
+{
+	if (revents == POLLOUT)
+		return SPARE_LIVE;
+	if (revents == 0)
+		return SPARE_WAIT;
+	if (revents & (POLLERR | POLLHUP) && !(revents & POLLIN))
+		return SPARE_REFUSED;
+	return SPARE_DEAD;
+}
+
+#define SPARE_EVENTS	(POLLOUT | POLLIN | POLLRDHUP)
+
+/* A connected, live spare of svc's upstream, oldest first, or -1. */
+static int
+spare_take(size_t svc)
+{
+	struct spare_pool *sp;
+	struct pollfd pfd;
+	uint64_t now, t0;
+	unsigned n;
+	int fd, st;
+
+	if (!spare_target(svc))
+		return -1;
+	sp = spare_pool(svc);
+	now = now_ms();
+	for (n = sp->sp_n; n > 0; n--) {
+		fd = spare_pop(sp, &t0);
+		if (now - t0 > qtd->cf->c_upstream_spare_age) {
+			(void)close(fd);
+			continue;
+		}
+		pfd.fd = fd;
+		pfd.events = SPARE_EVENTS;
+		pfd.revents = 0;
+		st = poll(&pfd, 1, 0) == -1 ? SPARE_DEAD :
+		    spare_state(pfd.revents);
+		if (st == SPARE_LIVE) {
+			spare_want();
+			return fd;
+		}
+		if (st == SPARE_WAIT) {
+			spare_push(sp, fd, t0);
+			continue;
+		}
+		if (st == SPARE_REFUSED)
+			sp->sp_retry = now + SPARE_BACKOFF_MS;
+		(void)close(fd);
+	}
+	spare_want();
+	return -1;
+}
+
+/*
+ * Once a second: every spare looked at in one poll() per pool; those
+ * closed, refused or past their age go, pools above their (reloaded)
+ * size shrink, short ones refill.  So the pool is ready when a burst
+ * comes, not full of connections the server has since dropped.
+ */
+void
+relay_sweep(void)
+{
+	struct pollfd pfd[SPARE_MAX];
+	uint64_t now = now_ms(), t0[SPARE_MAX], t;
+	struct spare_pool *sp;
+	unsigned i, n, target;
+	size_t s;
+	int st;
+
+	for (s = 0; s < QT_MAX_SVCS; s++) {
+		sp = &spares[s];
+		if (!sp->sp_n)
+			continue;
+		for (n = 0; sp->sp_n; n++) {
+			pfd[n].fd = spare_pop(sp, &t0[n]);
+			pfd[n].events = SPARE_EVENTS;
+			pfd[n].revents = 0;
+		}
+		if (poll(pfd, n, 0) == -1)
+			for (i = 0; i < n; i++)
+				pfd[i].revents = POLLOUT;	/* keep; take checks */
+		target = spare_target(s);
+		for (i = 0; i < n; i++) {
+			st = spare_state(pfd[i].revents);
+			t = t0[i];
+			if (st == SPARE_REFUSED)
+				sp->sp_retry = now + SPARE_BACKOFF_MS;
+			if (st == SPARE_DEAD || st == SPARE_REFUSED ||
+			    now - t > qtd->cf->c_upstream_spare_age ||
+			    sp->sp_n >= target)
+				(void)close(pfd[i].fd);
+			else
+				spare_push(sp, pfd[i].fd, t);
+		}
+	}
+	spare_want();
+}
+
+void
+relay_spares_close(void)
+{
+	size_t s;
+
+	if (ev_is_active(&spare_idle))
+		ev_idle_stop(qtd->loop, &spare_idle);
+	for (s = 0; s < QT_MAX_SVCS; s++)
+		spare_flush(&spares[s]);
+}
 
 /* Releases what the relay holds; the client's descriptor stays. */
 void
@@ -53,6 +323,29 @@ relay_release(struct flow *f)
 static void
 relay_fail(struct flow *f, int status, const char *why)
 {
+	/* A spare that failed before the server said a word, with nothing
+	 * of the client's sent on it but what we still hold: the server had
+	 * closed it (its idle limit), so the request goes again, once, on a
+	 * fresh connection. */
+	if (status == 502 && f->f_up_spare && f->f_rbytes == 0 &&
+	    f->f_nuc == 0 && f->f_cbytes == 0) {
+		const struct qt_service *sv = &qtd->cf->c_svcs[f->f_svc];
+
+		qtd->st.st_upstream_retries++;
+		flow_log(f, flow_step_level(), "upstream", "%s on a spare "
+		    "connection: sending the request again", why);
+		ev_io_stop(qtd->loop, &f->f_up_io);
+		(void)close(f->f_up_fd);
+		f->f_up_fd = -1;
+		f->f_up_spare = 0;
+		f->f_preoff = 0;
+		f->f_eof_u = 0;
+		f->f_shut_u = 0;
+		if (relay_connect(f, &sv->s_upstream, sv->s_uplen) == 0)
+			return;
+		why = errno == ECONNREFUSED ? "upstream refused the connection" :
+		    "upstream unreachable";
+	}
 	if (status == 502)
 		qtd->st.st_upstream_502++;
 	else
@@ -206,8 +499,9 @@ relay_step(struct flow *f)
 			f->f_timer.repeat = qtd->cf->c_idle_timeout / 1000.0;
 			ev_timer_again(qtd->loop, &f->f_timer);
 		}
-		if (f->f_eof_u && f->f_nuc == 0 && f->f_rbytes == 0 &&
-		    f->f_shut_c) {
+		/* Before the half-close is passed on to the client, who
+		 * would get a bare FIN instead of the 502. */
+		if (f->f_eof_u && f->f_nuc == 0 && f->f_rbytes == 0) {
 			/* The server closed without a word: as a proxy. */
 			relay_fail(f, 502, "upstream closed without answering");
 			return;
@@ -268,19 +562,43 @@ relay_cb_client(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /*
- * Starts relaying flow f to the server at addr.  Whatever f_buf holds is
- * the start of the client's byte stream and goes to the server first.
+ * Opens the relay's upstream connection to addr: 0, or -1 with errno if
+ * it could not even be started.
+ */
+static int
+relay_connect(struct flow *f, const struct sockaddr_storage *addr,
+    socklen_t alen)
+{
+	int fd;
+
+	fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	f->f_up_fd = fd;
+	f->f_up_connected = 0;
+	if (connect(fd, (const struct sockaddr *)addr, alen) == -1 &&
+	    errno != EINPROGRESS)
+		return -1;
+	relay_arm(f, 0, EV_WRITE);
+	return 0;
+}
+
+/*
+ * Starts relaying flow f to the server at addr (proxy: a plain node; else
+ * the node's own upstream, on a spare connection if one is ready).
+ * Whatever f_buf holds is the start of the client's byte stream and goes
+ * to the server first.
  */
 void
 relay_start(struct flow *f, const struct sockaddr_storage *addr,
     socklen_t alen, int proxy)
 {
-	int fd;
-
 	flow_stop_watchers(f);
 	f->f_relay = 1;
 	f->f_proxy = proxy;
 	f->f_up_fd = -1;
+	f->f_up_spare = 0;
 	f->f_pcu[0] = f->f_pcu[1] = f->f_puc[0] = f->f_puc[1] = -1;
 	f->f_preoff = 0;
 	f->f_requests++;
@@ -293,24 +611,19 @@ relay_start(struct flow *f, const struct sockaddr_storage *addr,
 		relay_fail(f, 502, "no pipe for the relay");
 		return;
 	}
-	fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		relay_fail(f, 502, "no socket for the upstream");
-		return;
-	}
-	f->f_up_fd = fd;
 	ev_init(&f->f_up_io, relay_cb_up);
 	ev_init(&f->f_io, relay_cb_client);
 	ev_init(&f->f_timer, relay_timeout);
 	f->f_timer.repeat = qtd->cf->c_upstream_timeout / 1000.0;
 	ev_timer_again(qtd->loop, &f->f_timer);
-	if (connect(fd, (const struct sockaddr *)addr, alen) == -1 &&
-	    errno != EINPROGRESS) {
-		relay_fail(f, 502, errno == ECONNREFUSED ?
-		    "upstream refused the connection" : "upstream unreachable");
+	if (!proxy && (f->f_up_fd = spare_take(f->f_svc)) != -1) {
+		qtd->st.st_upstream_spare++;
+		f->f_up_spare = 1;
+		f->f_up_connected = 1;
+		relay_step(f);
 		return;
 	}
-	f->f_up_connected = 0;
-	relay_arm(f, 0, EV_WRITE);
+	if (relay_connect(f, addr, alen) == -1)
+		relay_fail(f, 502, errno == ECONNREFUSED ?
+		    "upstream refused the connection" : "upstream unreachable");
 }

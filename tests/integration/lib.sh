@@ -327,10 +327,11 @@ no_steering_left() {
 	done
 }
 
-# nginx_start N LISTEN: nginx in node N's namespace serving $TMP/www with
-# an X-Served-By header, its files under $TMP/nginx-nN.
+# nginx_start N LISTEN [DIRECTIVES]: nginx in node N's namespace serving
+# $TMP/www with an X-Served-By header, its files under $TMP/nginx-nN;
+# DIRECTIVES go in its http block.
 nginx_start() {
-	local n=$1 listen=$2 d=$TMP/nginx-n$1
+	local n=$1 listen=$2 extra=${3:-} d=$TMP/nginx-n$1
 	mkdir -p "$d"
 	cat > "$d/nginx.conf" <<CONF
 daemon on;
@@ -344,6 +345,7 @@ http {
 	uwsgi_temp_path $d; scgi_temp_path $d;
 	sendfile on;
 	keepalive_requests 10000;
+	$extra
 	server {
 		listen $listen;
 		root $TMP/www;

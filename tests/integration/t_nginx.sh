@@ -61,7 +61,10 @@ len=${out##*|CLOSED|}; len=${len%|}
 pass "ten keep-alive requests on one connection, and a pipelined pair, in order"
 
 nginx_stop 2
-busywait 3000 eval '! in_node 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/8080" 2>/dev/null' || fail "nginx on n2 did not stop"
+# A quitting nginx still answers the spare connections n2's daemon had
+# made (upstream-spare), until the daemon replaces them
+# (upstream-spare-age, 4 s): gone means its last process has exited.
+busywait 8000 eval '! pgrep -f "$TMP/nginx-n2/nginx.conf" >/dev/null' || fail "nginx on n2 did not stop"
 code=$(in_client curl -s --max-time 10 -o /dev/null -w '%{http_code}' "http://$(addr 1)/$f1k")
 [ "$code" = 502 ] || fail "nginx stopped: got $code, want 502"
 pass "nginx stopped on the back: 502"
