@@ -38,6 +38,9 @@ enum ipt_verdict {
 	IPT_V_DNAT,	/* nat PREROUTING: --to-destination nat_addr:nat_port */
 	IPT_V_SNAT,	/* nat POSTROUTING: --to-source nat_addr:nat_port */
 	IPT_V_RETURN,	/* leave our chain: its later rules are skipped */
+	IPT_V_NFLOG,	/* NFLOG --nflog-group G --nflog-threshold T
+			 * --nflog-size L; the packet goes on to the next
+			 * rule */
 };
 
 /* One rule; every rule is "-p tcp".  Zero fields match anything. */
@@ -56,6 +59,11 @@ struct ipt_rule {
 	enum ipt_verdict	 ir_verdict;
 	uint32_t		 ir_nat_addr;
 	uint16_t		 ir_nat_port;
+	uint16_t		 ir_nflog_group;
+	uint16_t		 ir_nflog_threshold;	/* packets the kernel
+							 * queues before it
+							 * sends them */
+	uint16_t		 ir_nflog_size;	/* bytes copied of each */
 };
 
 /*

@@ -112,6 +112,7 @@ struct qt_config {
 	char			 c_ctl_path[PATH_MAX];
 	char			 c_ctl_group[64];	/* owns the socket */
 	uint16_t		 c_band_port;
+	unsigned		 c_nflog_group;	/* the front's watch */
 	unsigned		 c_handoff_timeout;	/* ms per try */
 	unsigned		 c_handoff_tries;
 	unsigned		 c_header_timeout;	/* ms */
@@ -288,8 +289,9 @@ struct cap_pkt {
 };
 struct capture;
 typedef void (*cap_cb)(const struct cap_pkt *, void *arg);
-/* Packets the node receives on iface (never those it sends) that match
- * filter, each handed to cb. */
+/* Packets the node receives on iface (never those it sends), or those
+ * logged to NFLOG group N if iface is "nflog:N", that match filter, each
+ * handed to cb. */
 struct capture	*capture_open(const char *iface, const char *filter,
 	    cap_cb, void *arg, char *err, size_t errlen);
 int		 capture_fd(struct capture *);

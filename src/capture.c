@@ -1,6 +1,8 @@
 /*
  * Packet capture.  The only file that uses libpcap.  A capture hands each
- * matching TCP/IPv4 packet, parsed, to a callback.  Captured checksums are
+ * matching TCP/IPv4 packet, parsed, to a callback.  It reads an interface
+ * (the back's replays) or an NFLOG group, "nflog:N" (the front's watch of
+ * its steered flows, which our own rules select).  Captured checksums are
  * never looked at: for packets sent by the local kernel over veth they are
  * still pending offload and lie.
  */
@@ -92,6 +94,34 @@ capture_fd(struct capture *c)
 	return pcap_get_selectable_fd(c->c_pcap);
 }
 
+/*
+ * An NFLOG record: a 4-byte header (family, version, resource id), then
+ * TLVs of 4-byte aligned length, length and type in host order (the type
+ * may carry netlink's flag bits).  The packet, from its IP header, is the
+ * payload TLV's value; its offset, or -1.
+ */
+#define NFULA_PAYLOAD_TYPE	9
+
+static int
+nflog_payload(const uint8_t *p, size_t len)
+{
+	size_t off = 4;
+	uint16_t tl, tt;
+
+	if (len < 4 || p[0] != 2 /* AF_INET */)
+		return -1;
+	while (off + 4 <= len) {
+		memcpy(&tl, p + off, 2);
+		memcpy(&tt, p + off + 2, 2);
+		if (tl < 4 || off + tl > len)
+			return -1;
+		if ((tt & 0x3fff) == NFULA_PAYLOAD_TYPE)
+			return (int)off + 4;
+		off += ((size_t)tl + 3) & ~(size_t)3;
+	}
+	return -1;
+}
+
 /* Offset of the IPv4 header in a frame, or -1. */
 static int
 l3_offset(int dlt, const uint8_t *p, size_t len)
@@ -121,6 +151,8 @@ l3_offset(int dlt, const uint8_t *p, size_t len)
 		return 20;
 	case DLT_RAW:
 		return 0;
+	case DLT_NFLOG:
+		return nflog_payload(p, len);
 	default:
 		return -1;
 	}

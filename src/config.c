@@ -59,6 +59,7 @@ static const struct cf_option cf_options[] = {
 	{ "control-group", CF_STR, OFF(c_ctl_group), SZ(c_ctl_group), 0, 0,
 	    "root" },
 	{ "band-port", CF_PORT, OFF(c_band_port), 0, 1, 65535, "7400" },
+	{ "nflog-group", CF_UINT, OFF(c_nflog_group), 0, 1, 65535, "20820" },
 	{ "handoff-timeout", CF_UINT, OFF(c_handoff_timeout), 0, 10, 10000,
 	    "200" },
 	{ "handoff-tries", CF_UINT, OFF(c_handoff_tries), 0, 1, 20, "3" },

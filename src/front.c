@@ -689,10 +689,12 @@ front_band(int node, const struct band_msg *bm)
 }
 
 /*
- * The front's view of its handed-off flows' ends: the clients' FIN and RST
- * on the service ports, from one capture.  The back normally reports
- * first; these only make the next sweep ask about the flow at once, so a
- * flow whose back has died is torn down in a second, not a flow-timeout.
+ * The front's watch of its steered flows, fed by NFLOG rules in our raw
+ * chain (steer.c) that match only tuples in a steering set: a SYN on one
+ * (a client reusing its port, at once), and the clients' FIN and RST (in
+ * batches).  The back normally reports an end first; a FIN or RST only
+ * makes the next sweep ask about the flow at once, so a flow whose back
+ * has died is torn down in a second or two, not a flow-timeout.
  */
 /*
  * The client opens a new connection on the tuple of a flow we still steer
@@ -722,9 +724,8 @@ fin_pkt(const struct cap_pkt *p, void *arg)
 
 	(void)arg;
 	if ((p->p_flags & (TH_SYN | TH_ACK)) == TH_SYN) {
-		/* The capture may lag the loop: this can be the SYN of the
-		 * very connection we have since handed off (same ISN), which
-		 * is no reuse at all. */
+		/* A duplicate of the SYN of the very connection we have
+		 * since handed off (same ISN) is no reuse at all. */
 		f = flow_by_tuple(0, p->p_src, htons(p->p_sport),
 		    htons(p->p_dport));
 		if (f && f->f_isn == p->p_seq && f->f_state != FS_GRACE)
@@ -764,22 +765,16 @@ front_watch_stop(void)
 int
 front_watch_start(void)
 {
-	const struct qt_config *cf = qtd->cf;
-	char filter[1024], err[512];
-	size_t s, n;
+	char dev[32], err[512];
 
-	n = (size_t)snprintf(filter, sizeof(filter),
-	    "ip dst host %s and tcp and tcp[13] & 7 != 0 and (",
-	    addr_str(config_self(cf)->n_addr));
-	for (s = 0; s < cf->c_nsvcs && n < sizeof(filter); s++)
-		n += (size_t)snprintf(filter + n, sizeof(filter) - n,
-		    "%stcp dst port %u", s ? " or " : "", cf->c_svcs[s].s_port);
-	if (n < sizeof(filter))
-		snprintf(filter + n, sizeof(filter) - n, ")");
-	qtd->fin_cap = capture_open(qtd->iface, filter, fin_pkt, NULL, err,
-	    sizeof(err));
+	/* Our raw-table rules (steer.c) log what the watch wants to the
+	 * group: no filter here. */
+	snprintf(dev, sizeof(dev), "nflog:%u", qtd->cf->c_nflog_group);
+	qtd->fin_cap = capture_open(dev, "", fin_pkt, NULL, err, sizeof(err));
 	if (!qtd->fin_cap) {
-		log_err("FIN/RST capture: %s", err);
+		log_err("FIN/RST watch on nflog group %u (nflog-group; is "
+		    "another program bound to it?): %s",
+		    qtd->cf->c_nflog_group, err);
 		return -1;
 	}
 	ev_io_init(&qtd->fin_cap_io, fin_ready, capture_fd(qtd->fin_cap),

@@ -25,6 +25,7 @@
 #include <libiptc/libiptc.h>
 #include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/xt_CT.h>
+#include <linux/netfilter/xt_NFLOG.h>
 #include <linux/netfilter/xt_set.h>
 #include <linux/netfilter/xt_socket.h>
 #include <linux/netfilter/xt_tcpudp.h>
@@ -46,6 +47,7 @@
 #define REV_CT		2	/* struct xt_ct_target_info_v1 */
 #define REV_DNAT	2	/* struct nf_nat_range2 */
 #define REV_SNAT	0	/* struct nf_nat_ipv4_multi_range_compat */
+#define REV_NFLOG	0	/* struct xt_nflog_info */
 
 /* Where iptables-legacy serialises its table updates; see xt_lock(). */
 #define XT_LOCK_DEFAULT	"/run/xtables.lock"
@@ -85,7 +87,8 @@ static const char *const qt_tables[] = { "raw", "nat", "filter" };
 	 MATCH_SIZE(struct xt_set_info_match_v4) + TARGET_SIZE(int) +	\
 	 TARGET_SIZE(struct xt_ct_target_info_v1) +			\
 	 TARGET_SIZE(struct nf_nat_range2) +				\
-	 TARGET_SIZE(struct nf_nat_ipv4_multi_range_compat))
+	 TARGET_SIZE(struct nf_nat_ipv4_multi_range_compat) +		\
+	 TARGET_SIZE(struct xt_nflog_info))
 
 static char ipt_errbuf[256];
 
@@ -306,6 +309,11 @@ check_rule(size_t i, const struct ipt_rule *r)
 	case IPT_V_DROP:
 	case IPT_V_RETURN:
 		return 0;
+	case IPT_V_NFLOG:
+		if (r->ir_nflog_group == 0 || r->ir_nflog_size == 0)
+			return ipt_fail(EINVAL, NULL,
+			    "rule %zu: NFLOG group or size 0", i);
+		return 0;
 	case IPT_V_NOTRACK:
 		if (hook != IPT_RAW_PRE && hook != IPT_RAW_OUT)
 			return ipt_fail(EINVAL, NULL,
@@ -347,6 +355,7 @@ rule_entry(size_t i, const struct ipt_rule *r)
 	struct xt_ct_target_info_v1 *ct;
 	struct nf_nat_range2 *dnat;
 	struct nf_nat_ipv4_multi_range_compat *snat;
+	struct xt_nflog_info *nflog;
 	ip_set_id_t idx = 0;
 
 	if (check_rule(i, r) == -1)
@@ -408,6 +417,13 @@ rule_entry(size_t i, const struct ipt_rule *r)
 	case IPT_V_NOTRACK:
 		ct = set_target(e, "CT", REV_CT, sizeof(*ct));
 		ct->flags = XT_CT_NOTRACK;
+		break;
+	case IPT_V_NFLOG:
+		nflog = set_target(e, "NFLOG", REV_NFLOG, sizeof(*nflog));
+		nflog->group = r->ir_nflog_group;
+		nflog->threshold = r->ir_nflog_threshold;
+		nflog->len = r->ir_nflog_size;
+		nflog->flags = XT_NFLOG_F_COPY_LEN;
 		break;
 	case IPT_V_DNAT:
 		dnat = set_target(e, "DNAT", REV_DNAT, sizeof(*dnat));

@@ -53,6 +53,8 @@ immutable_changed(const struct qt_config *oc, const struct qt_config *nc,
 		snprintf(err, errlen, "this node's name, id or address changed");
 	else if (oc->c_band_port != nc->c_band_port)
 		snprintf(err, errlen, "band-port changed");
+	else if (oc->c_nflog_group != nc->c_nflog_group)
+		snprintf(err, errlen, "nflog-group changed");
 	else if (strcmp(oc->c_ctl_path, nc->c_ctl_path) ||
 	    strcmp(oc->c_ctl_group, nc->c_ctl_group))
 		snprintf(err, errlen, "control-socket or control-group changed");

@@ -10,6 +10,11 @@
  *                    flow leaves its set its stray packets and a new
  *                    connection on the same port reach our own stack at
  *                    once, whatever conntrack entry still lingers.
+ *                    Before each RETURN, NFLOG to nflog-group (front.c's
+ *                    watch): a SYN on a steered tuple (a client reusing
+ *                    its port) at once, a FIN or RST of a steered flow in
+ *                    batches.  The daemon wakes for nothing else: not for
+ *                    the connections it serves, not for every SYN.
  *   nat PREROUTING   -d us --dport S -m set qt-S-P -> DNAT P:(S.hobase+our id)
  *   raw OUTPUT       our replies from port S: NOTRACK; replay packets
  *                    (marker option): NOTRACK, so the packets we send as
@@ -58,6 +63,48 @@ rule_add(struct rules *rl, enum ipt_hook hook, enum ipt_verdict v)
 
 static size_t	rules_nsets;	/* names rules_build() filled in */
 
+/* Of each packet logged, enough for the IP and TCP headers. */
+#define NFLOG_SIZE	128
+/* FINs and RSTs the kernel holds before it wakes us, unless a SYN or its
+ * one-second flush comes first: the back's close report usually precedes
+ * them, so they need not wake the daemon one by one. */
+#define NFLOG_BATCH	64
+
+/*
+ * The watch's rules for the flows of one steering set: SYN alone at
+ * once; FIN, RST batched.  (--tcp-flags cannot say "FIN or RST": two
+ * rules.)
+ */
+static int
+nflog_rules(struct rules *rl, const struct qt_config *cf, uint32_t addr,
+    uint16_t port, const char *set)
+{
+	static const struct {
+		uint8_t		mask, cmp;
+		uint16_t	threshold;
+	} w[] = {
+		{ 0x17, 0x02, 1 },		/* SYN alone */
+		{ 0x01, 0x01, NFLOG_BATCH },	/* FIN */
+		{ 0x04, 0x04, NFLOG_BATCH },	/* RST */
+	};
+	struct ipt_rule *r;
+	size_t i;
+
+	for (i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+		if (!(r = rule_add(rl, IPT_RAW_PRE, IPT_V_NFLOG)))
+			return -1;
+		r->ir_dst = addr;
+		r->ir_dport_lo = r->ir_dport_hi = port;
+		r->ir_set = set;
+		r->ir_tcp_flg_mask = w[i].mask;
+		r->ir_tcp_flg_cmp = w[i].cmp;
+		r->ir_nflog_group = (uint16_t)cf->c_nflog_group;
+		r->ir_nflog_threshold = w[i].threshold;
+		r->ir_nflog_size = NFLOG_SIZE;
+	}
+	return 0;
+}
+
 static int
 rules_build(const struct qt_config *cf, struct rules *rl)
 {
@@ -87,6 +134,9 @@ rules_build(const struct qt_config *cf, struct rules *rl)
 				continue;
 			name = rl->names[nnames++];
 			steer_set_name(s, peer->n_id, name, 32);
+			if (nflog_rules(rl, cf, self->n_addr, sv->s_port,
+			    name) == -1)
+				return -1;
 			if (!(r = rule_add(rl, IPT_RAW_PRE, IPT_V_RETURN)))
 				return -1;
 			r->ir_dst = self->n_addr;
@@ -204,7 +254,7 @@ steer_setup(void)
 	char name[32];
 	int rc = -1;
 
-	rl.cap = 16 + cf->c_nsvcs * (10 + 3 * cf->c_nnodes);
+	rl.cap = 16 + cf->c_nsvcs * (10 + 6 * cf->c_nnodes);
 	rl.r = calloc(rl.cap, sizeof(*rl.r));
 	rl.names = calloc(cf->c_nsvcs * cf->c_nnodes + 1, sizeof(*rl.names));
 	if (!rl.r || !rl.names) {

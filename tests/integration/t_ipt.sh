@@ -115,6 +115,7 @@ check_jumps() {
 RULES=(
 	"raw|-A QT-RAW-PRE -d $B/32 -p tcp -m tcp --dport 8000:8063 --tcp-option 253 -j DROP"
 	"raw|-A QT-RAW-PRE -d $B/32 -p tcp -m tcp --dport 8000:8063 -j CT --notrack"
+	"raw|-A QT-RAW-PRE -d $F/32 -p tcp -m tcp --dport 80 --tcp-flags FIN FIN -m set --match-set $SET src,src,dst -j NFLOG --nflog-group 20820 --nflog-size 128 --nflog-threshold 64"
 	"raw|-A QT-RAW-PRE -d $F/32 -p tcp -m tcp --dport 80 -m set --match-set $SET src,src,dst -j RETURN"
 	"raw|-A QT-RAW-OUT -p tcp -m tcp --tcp-option 253 -j CT --notrack"
 	"nat|-A QT-NAT-PRE -d $F/32 -p tcp -m tcp --dport 80 -m set --match-set $SET src,src,dst -j DNAT --to-destination $B:8001"

@@ -53,6 +53,12 @@ apply_sample(const char *fs, const char *bs, const char *set)
 		{ .ir_hook = IPT_RAW_PRE, .ir_dst = b,
 		  .ir_dport_lo = 8000, .ir_dport_hi = 8063,
 		  .ir_verdict = IPT_V_NOTRACK },
+		/* F: a steered flow's client FIN is logged, in batches. */
+		{ .ir_hook = IPT_RAW_PRE, .ir_dst = f,
+		  .ir_dport_lo = 80, .ir_dport_hi = 80, .ir_set = set,
+		  .ir_tcp_flg_mask = 0x01, .ir_tcp_flg_cmp = 0x01,
+		  .ir_verdict = IPT_V_NFLOG, .ir_nflog_group = 20820,
+		  .ir_nflog_threshold = 64, .ir_nflog_size = 128 },
 		/* F: steered flows are tracked (skip the rest of the chain). */
 		{ .ir_hook = IPT_RAW_PRE, .ir_dst = f,
 		  .ir_dport_lo = 80, .ir_dport_hi = 80, .ir_set = set,
