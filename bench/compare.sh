@@ -3,12 +3,14 @@
 # Benchmark: quicktwitch against HAProxy, nginx and direct service.
 #
 # A client and nodes in network namespaces (lib.sh): n1 is the front, n2
-# and n3 the backs, each back running nginx on 127.0.0.1:8080 (what
-# quicktwitchd relays to) and on its own address :8080 (what the proxies
-# and the direct baseline use), serving the same files; n4 is a third back
+# and n3 the backs, each back running nginx on a unix socket (what
+# quicktwitchd relays to; QT_UPSTREAM=tcp: 127.0.0.1:8080) and on its own
+# address :8080 (what the proxies and the direct baseline use), serving
+# the same files; n4 is a third back
 # for the flow-table part only (see there).  The front runs, in turn:
 #
-#   quicktwitch     quicktwitchd on all three nodes, upstream 127.0.0.1:8080;
+#   quicktwitch     quicktwitchd on all three nodes, each relaying to its
+#                   own nginx (upstream unix:...; see QT_UPSTREAM);
 #                   the paths are owned by n2 and n3, so every connection
 #                   through n1 is handed off
 #   haproxy         Debian's HAProxy, HTTP mode, defaults, round robin
@@ -55,6 +57,11 @@
 #   LOGS=          a directory to copy the daemons' logs to at the end
 #   LOG_FLOWS=   the daemons' log-flows (empty: the default, end)
 #   QT_BUILD=<repo>/build
+#   QT_UPSTREAM=unix  how a back's daemon reaches its nginx: unix (a unix
+#                socket, as a deployment would) or tcp (127.0.0.1:8080;
+#                each relay then pays a loopback connection's handshake,
+#                conntrack entry and teardown, about 40 us of the back's
+#                CPU per hand-off here)
 
 set -u
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -74,11 +81,13 @@ NOISY=${NOISY:-5}
 OUT=${OUT:-/tmp/qt-bench-compare.csv}
 OUT_FLOWS=${OUT_FLOWS:-${OUT%.csv}-flows.csv}
 PLOT=${PLOT:-/tmp/qt-bench-compare.png}
+QT_UPSTREAM=${QT_UPSTREAM:-unix}
 
 die() { echo "bench/compare.sh: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root: it builds network namespaces"
 case $RETRY in "" | *[!0-9]*) die "RETRY must be a number" ;; esac
+case $QT_UPSTREAM in unix | tcp) ;; *) die "QT_UPSTREAM must be unix or tcp" ;; esac
 for v in DURATION CONNS TTFB_N QUIET_MAX CELL_QUIET NOISY FLOW_REPS; do
 	case ${!v} in '' | *[!0-9]*) die "$v must be a positive integer" ;; esac
 	[ "${!v}" -ge 1 ] || die "$v must be at least 1"
@@ -192,7 +201,8 @@ for s in $SIZES; do
 	make_file "${PB[$s]}" "${BYTES[$s]}"
 done
 
-# nginx_back N: nginx on back N, on 127.0.0.1:8080 and its address :8080.
+# nginx_back N: nginx on back N, on unix:$TMP/nginx-nN/up.sock,
+# 127.0.0.1:8080 and its address :8080.
 nginx_back() {
 	local n=$1 d=$TMP/nginx-n$1
 	mkdir -p "$d"
@@ -212,6 +222,7 @@ http {
 	keepalive_requests 10000000;
 	keepalive_timeout 3600s;
 	server {
+		listen unix:$d/up.sock backlog=4096;
 		listen 127.0.0.1:8080 backlog=4096;
 		listen $(addr "$n"):8080 backlog=4096;
 		root $TMP/www;
@@ -225,16 +236,24 @@ CONF
 nginx_back 2
 nginx_back 3
 
+# upstream_of N: what node N's daemon relays to (QT_UPSTREAM).  n1 has
+# no nginx of its own: it serves nothing here, every path being owned by
+# a back.
+upstream_of() {
+	if [ "$QT_UPSTREAM" = tcp ]; then echo 127.0.0.1:8080
+	else echo "unix:$TMP/nginx-n$1/up.sock"; fi
+}
+
 # qt_configs relay|builtin: every node's config; relay: each node relays
-# to its own nginx (upstream 127.0.0.1:8080), builtin: the daemon's own
-# static responder.
+# to its own nginx (upstream_of), builtin: the daemon's own static
+# responder.
 qt_configs() {
 	local i
 	for i in "${NODES[@]}"; do
 		write_config "$i" "upstream-timeout 5000" "idle-timeout 3600000" \
 		    "stop-cleanup yes"
 		[ "$1" = relay ] &&
-		    sed -i 's/^service http port 80 handoff-base 8000$/& upstream 127.0.0.1:8080/' "$TMP/n$i.conf"
+		    sed -i "s|^service http port 80 handoff-base 8000\$|& upstream $(upstream_of "$i")|" "$TMP/n$i.conf"
 	done
 	if [ "$1" = relay ]; then
 		grep -q upstream "$TMP/n1.conf" || fail "config not edited"
@@ -703,6 +722,7 @@ echo
 echo "== quicktwitch against HAProxy, nginx and direct service"
 echo "machine: $NPROC cores, $(uname -sr), $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo)"
 echo "versions: $(haproxy -v | awk 'NR == 1 {print "haproxy " $3}'), $(nginx -v 2>&1 | sed 's/.*\///; s/^/nginx /'), wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null), curl $(curl --version | awk 'NR == 1 {print $2}'), quicktwitch tree $(git -C "$REPO" describe --always --dirty 2>/dev/null), binaries from $QT_BUILD"
+echo "quicktwitch backs relay to their nginx over $QT_UPSTREAM ($(upstream_of 2))"
 echo "pinning: front (n1) on CPU 0, everything else on CPU 1; rps_cpus$RPS"
 echo "wrk -t1 -c $CONNS -d ${DURATION}s per cell; TTFB: curl time_starttransfer over $TTFB_N sequential requests per cell"
 echo "paths (A owned by n2, B by n3, requested in turn):$(for s in $SIZES; do printf ' %s=%s,%s' "$s" "${PA[$s]}" "${PB[$s]}"; done)"

@@ -23,8 +23,15 @@
 #   TOP=25       symbols shown per perf table
 #   PERF=1       0 skips the perf pass; STRACE=1 likewise
 #   NODE=1       the daemon profiled: 1 (the front) or 2 (the back)
-#   UPSTREAM=0   1: each back relays to its own nginx (127.0.0.1:8080),
-#                as in bench/compare.sh, instead of its built-in responder
+#   UPSTREAM=0   1: each back relays to its own nginx over a unix socket,
+#                as in bench/compare.sh, instead of its built-in responder;
+#                tcp: the same over 127.0.0.1:8080
+#   PIN=0        1: the comparison's layout (bench/compare.sh): n1's daemon
+#                on CPU 0, everything else on CPU 1, receive packet
+#                steering of n1's interface to CPU 0 and of the others to
+#                CPU 1; the plain pass then also gives CPU 0's whole time
+#                per hand-off, and with NODE=1 the perf pass records all
+#                of CPU 0 (softirq packet work included), not the daemon
 #   LOG_FLOWS=   the daemons' log-flows (empty: the default, end)
 #   QT_BUILD=<repo>/build
 
@@ -38,11 +45,14 @@ PERF=${PERF:-1}
 STRACE=${STRACE:-1}
 NODE=${NODE:-1}
 UPSTREAM=${UPSTREAM:-0}
+PIN=${PIN:-0}
 
 die() { echo "bench/profile.sh: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root: it builds network namespaces"
 case $NODE in 1 | 2) ;; *) die "NODE must be 1 or 2" ;; esac
+case $UPSTREAM in 0 | 1 | tcp) ;; *) die "UPSTREAM must be 0, 1 or tcp" ;; esac
+case $PIN in 0 | 1) ;; *) die "PIN must be 0 or 1" ;; esac
 for t in wrk ip awk python3; do
 	command -v "$t" >/dev/null || die "$t not found"
 done
@@ -60,6 +70,8 @@ source "$REPO/bench/lib.sh"
 # The daemons log as shipped (log-flows end), not as the tests do.
 LOG_FLOWS=${LOG_FLOWS-}
 require_root
+# Everything started from here runs on CPU 1, but what is moved to CPU 0.
+[ "$PIN" = 1 ] && { taskset -p -c 1 $$ >/dev/null || fail "taskset failed"; }
 
 make_cluster 3
 pa=$(name_owned_by 2 prof) || fail "no path owned by n2"
@@ -67,16 +79,25 @@ pb=$(name_owned_by 3 prof) || fail "no path owned by n3"
 make_file "$pa" 1024
 make_file "$pb" 1024
 [ "$NODE" = 2 ] && pb=$pa	# all for n2
-if [ "$UPSTREAM" = 1 ]; then
+if [ "$UPSTREAM" != 0 ]; then
 	command -v nginx >/dev/null || die "nginx not found"
 	for i in 1 2 3; do
-		nginx_start "$i" 127.0.0.1:8080
+		up=127.0.0.1:8080
+		[ "$UPSTREAM" = 1 ] && up=unix:$TMP/up$i.sock
+		nginx_start "$i" "$up"
 		write_config "$i"
-		sed -i 's/^service http port 80 handoff-base 8000$/& upstream 127.0.0.1:8080/' "$TMP/n$i.conf"
+		sed -i "s|^service http port 80 handoff-base 8000\$|& upstream $up|" "$TMP/n$i.conf"
 	done
 fi
 start_cluster
 D=${DPID[$NODE]}
+if [ "$PIN" = 1 ]; then
+	taskset -a -p -c 0 "${DPID[1]}" >/dev/null || fail "cannot pin n1's daemon"
+	for n in "$(ns 1):1" "$(ns 2):2" "$(ns 3):2" "$CL:2"; do
+		in_ns "${n%:*}" sh -c "echo ${n#*:} > /sys/class/net/eth0/queues/rx-0/rps_cpus" ||
+		    fail "cannot set rps_cpus in ${n%:*}"
+	done
+fi
 
 cp "$REPO/bench/paths.lua" "$TMP/wrk.lua"
 
@@ -95,6 +116,8 @@ load() {
 	sleep 1		# the teardowns of the last flows
 }
 ns_cpu() { proc_ns "$D"; }
+# busy clock ticks of CPU 0 (user+nice+system+irq+softirq)
+cpu0_ticks() { awk '$1 == "cpu0" {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 ctxsw() { awk '/^voluntary_ctxt_switches/ {print $2}' /proc/"$D"/status; }
 pkts() { in_node "$NODE" cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/tx_packets | tr '\n' ' '; }
 
@@ -102,21 +125,26 @@ pkts() { in_node "$NODE" cat /sys/class/net/eth0/statistics/rx_packets /sys/clas
 in_client wrk -t1 -c 2 -d 1s -s "$TMP/wrk.lua" -H 'Connection: close' "http://$(addr 1)/" -- "$pa" "$pb" >/dev/null 2>&1
 sleep 1
 
-echo "== quicktwitch hand-off profile: $(nproc) cores, $(uname -r), tree $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)"
-echo "load: wrk -c $CONNS, Connection: close, 1 KB objects owned by $([ "$NODE" = 2 ] && echo n2 || echo "n2 and n3"), through n1, ${DURATION} s per pass; profiled: n$NODE's daemon ($([ "$NODE" = 1 ] && echo front || echo back)), backs serving with $([ "$UPSTREAM" = 1 ] && echo "their nginx (relay)" || echo "the built-in responder")"
+echo "== quicktwitch hand-off profile: $NPROC cores, $(uname -r), tree $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)"
+echo "load: wrk -c $CONNS, Connection: close, 1 KB objects owned by $([ "$NODE" = 2 ] && echo n2 || echo "n2 and n3"), through n1, ${DURATION} s per pass; profiled: n$NODE's daemon ($([ "$NODE" = 1 ] && echo front || echo back)), backs serving with $(case $UPSTREAM in 0) echo "the built-in responder" ;; 1) echo "their nginx (relay, unix socket)" ;; *) echo "their nginx (relay, 127.0.0.1:8080)" ;; esac)$([ "$PIN" = 1 ] && echo "; pinned: n1's daemon and n1's packet work on CPU 0, the rest on CPU 1")"
 
 # --- plain ------------------------------------------------------------------
-h0=$(handoffs) c0=$(ns_cpu) v0=$(ctxsw) tb0=$(taken_back)
+h0=$(handoffs) c0=$(ns_cpu) v0=$(ctxsw) tb0=$(taken_back) z0=$(cpu0_ticks)
 read -r rx0 tx0 <<<"$(pkts)"
 load
-h1=$(handoffs) c1=$(ns_cpu) v1=$(ctxsw) tb1=$(taken_back)
+h1=$(handoffs) c1=$(ns_cpu) v1=$(ctxsw) tb1=$(taken_back) z1=$(cpu0_ticks)
 read -r rx1 tx1 <<<"$(pkts)"
 n=$((h1 - h0))
 [ "$n" -gt 0 ] || fail "no hand-off in the plain pass: $(tail -n 3 "$TMP/wrk.out")"
+# The load's last second is the teardowns' wait (load): CPU 0's ticks
+# over it are idle ones, its busy share is the pass's.
 awk -v n="$n" -v c=$((c1 - c0)) -v v=$((v1 - v0)) -v rx=$((rx1 - rx0)) \
-    -v tx=$((tx1 - tx0)) -v tb=$((tb1 - tb0)) -v d="$DURATION" 'BEGIN {
+    -v tx=$((tx1 - tx0)) -v tb=$((tb1 - tb0)) -v d="$DURATION" \
+    -v z=$((z1 - z0)) -v hz="$HZ" -v pin="$PIN" 'BEGIN {
 	printf "\n-- plain pass: %d hand-offs (%.0f/s), %d taken back\n", n, n / d, tb
 	printf "daemon CPU per hand-off      %8.1f us (schedstat, the daemon'"'"'s threads)\n", c / 1e3 / n
+	if (pin)
+		printf "CPU 0 per hand-off           %8.1f us (/proc/stat: the daemon and n1'"'"'s packet work)\n", z * 1e6 / hz / n
 	printf "event-loop sleeps per hand-off %6.2f (voluntary context switches)\n", v / n
 	printf "n1 eth0 packets per hand-off %8.2f in, %.2f out\n", rx / n, tx / n }'
 
@@ -151,9 +179,15 @@ fi
 
 # --- perf -------------------------------------------------------------------
 if [ "$PERF" != 0 ]; then
-	n=$(traced perf record -q -g -p "$D" -o "$TMP/perf.data")
+	if [ "$PIN" = 1 ] && [ "$NODE" = 1 ]; then
+		what="all of CPU 0's samples"
+		n=$(traced perf record -q -g -a -C 0 -o "$TMP/perf.data")
+	else
+		what="the daemon's samples"
+		n=$(traced perf record -q -g -p "$D" -o "$TMP/perf.data")
+	fi
 	echo
-	echo "-- perf pass: $n hand-offs; the daemon's samples by symbol, self (top $TOP)"
+	echo "-- perf pass: $n hand-offs; $what by symbol, self (top $TOP)"
 	perf report -i "$TMP/perf.data" --no-children --sort symbol \
 	    --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' |
 	    head -n "$TOP"

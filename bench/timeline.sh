@@ -18,9 +18,9 @@
 # fails.
 #
 # Environment: N=200, QT_BUILD=<repo>/build, LOG_FLOWS (empty: default),
-# UPSTREAM=0 (1: each node relays to its own nginx on 127.0.0.1:8080, as
-# in bench/compare.sh, instead of its built-in responder; direct requests
-# then go through n2's relay too), PIN=0 (1: the comparison's layout, as
+# UPSTREAM=0 (1: each node relays to its own nginx over a unix socket, as
+# in bench/compare.sh, instead of its built-in responder; tcp: the same
+# over 127.0.0.1:8080; direct requests then go through n2's relay too), PIN=0 (1: the comparison's layout, as
 # in bench/compare.sh: n1's daemon on CPU 0, everything else on CPU 1,
 # receive packet steering of n1's interface to CPU 0 and of the others to
 # CPU 1, so every hop between the front and the rest crosses CPUs).
@@ -42,12 +42,15 @@ done
 make_cluster 2
 f=$(name_owned_by 2 tl) || fail "no name hashes to n2"
 make_file "$f" 1024
-if [ "$UPSTREAM" = 1 ]; then
+case $UPSTREAM in 0 | 1 | tcp) ;; *) fail "UPSTREAM must be 0, 1 or tcp" ;; esac
+if [ "$UPSTREAM" != 0 ]; then
 	command -v nginx >/dev/null || fail "nginx not found"
 	for i in 1 2; do
-		nginx_start "$i" 127.0.0.1:8080
+		up=127.0.0.1:8080
+		[ "$UPSTREAM" = 1 ] && up=unix:$TMP/up$i.sock
+		nginx_start "$i" "$up"
 		write_config "$i"
-		sed -i 's/^service http port 80 handoff-base 8000$/& upstream 127.0.0.1:8080/' "$TMP/n$i.conf"
+		sed -i "s|^service http port 80 handoff-base 8000\$|& upstream $up|" "$TMP/n$i.conf"
 	done
 fi
 start_cluster
