@@ -107,6 +107,9 @@ struct flow {
 						 * upstream, and back */
 	size_t			 f_ncu, f_nuc;	/* bytes in each pipe */
 	int			 f_eof_c, f_eof_u, f_shut_c, f_shut_u;
+	int			 f_rd_c, f_rd_u;	/* may have bytes to
+						 * read: polled ready, no
+						 * EAGAIN since */
 	size_t			 f_preoff;	/* bytes of f_buf sent up */
 	uint64_t		 f_rbytes;	/* upstream to client */
 	uint64_t		 f_cbytes;	/* client to upstream */
