@@ -97,6 +97,10 @@ int	qset_add(struct qset *, const char *name, uint32_t cip, uint16_t cport,
 	    uint32_t dip);
 int	qset_del(struct qset *, const char *name, uint32_t cip, uint16_t cport,
 	    uint32_t dip);
+/* A delete queued, and the queue sent in one message (nf_set.c). */
+int	qset_del_queue(struct qset *, const char *name, uint32_t cip,
+	    uint16_t cport, uint32_t dip);
+int	qset_commit(struct qset *, uint32_t *failed);
 /* 1 if present, 0 if not, -1 on error. */
 int	qset_test(struct qset *, const char *name, uint32_t cip,
 	    uint16_t cport, uint32_t dip);

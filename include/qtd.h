@@ -348,6 +348,7 @@ void	steer_teardown(void);
 void	steer_set_name(size_t svc, uint32_t peer_id, char *buf, size_t len);
 int	steer_add(struct flow *);
 void	steer_del(struct flow *);
+void	steer_del_later(struct flow *);	/* queued to the loop's turn */
 void	steer_ct_delete(struct flow *);
 void	steer_ct_delete_many(struct flow *const *, size_t);
 

@@ -529,7 +529,7 @@ front_teardown(struct flow *f, const char *why)
 	if (f->f_state != FS_HANDED_OFF)
 		return;
 	flow_queue_leave(f);
-	steer_del(f);
+	steer_del_later(f);
 	f->f_state = FS_GRACE;
 	f->f_why = why;
 	f->f_grace_end = now_ms() + qtd->cf->c_ct_grace;

@@ -11,6 +11,13 @@
  * never prints: output (list/save) goes to qset_outfn(), which parses it,
  * and error text stays in the session's report buffer.
  *
+ * Deletes may instead be queued (qset_del_queue) and sent together by
+ * qset_commit(): libipset's restore mode gathers consecutive deletes from
+ * one set into one message, an element per "line", so a batch of flows
+ * ending together costs one round trip, not one each.  Any other command
+ * sends what is queued first, so the kernel sees every command in the
+ * order it was given.
+ *
  * libipset keeps its set-type list and set cache in process globals and
  * uses a static jmp_buf while listing: one struct qset per process, used
  * from one thread.
@@ -61,6 +68,12 @@ struct qset {
 	void			*qs_items;
 	size_t			 qs_nitems, qs_itemcap, qs_itemsize;
 	int			 qs_cerrno;	/* first collection failure */
+
+	/* Queued deletes (restore mode): how many, and what became of
+	 * batches sent since the last qset_commit(). */
+	uint32_t		 qs_queued;
+	uint32_t		 qs_qfailed;	/* deletes in failed batches */
+	char			 qs_qerr[IPSET_ERRORBUFLEN];
 };
 
 static int	qset_outfn(struct ipset_session *, void *, const char *, ...)
@@ -162,12 +175,36 @@ qset_begin(struct qset *qs, const char *name)
 	return data;
 }
 
+/*
+ * Sends the queued deletes, if any.  A failure is kept for qset_commit()
+ * to report: the command that made us send them is not the one that
+ * failed.  The kernel stops at the first element it cannot delete (an
+ * absent one is not such: IPSET_ENV_EXIST), so all of them are counted.
+ */
+static void
+qset_send_queued(struct qset *qs)
+{
+	const char *msg;
+
+	if (qs->qs_queued == 0)
+		return;
+	if (ipset_commit(qs->qs_session) < 0) {
+		msg = ipset_session_report_msg(qs->qs_session);
+		(void)snprintf(qs->qs_qerr, sizeof(qs->qs_qerr), "%s",
+		    msg[0] ? msg : "ipset: unknown error");
+		qs->qs_qfailed += qs->qs_queued;
+	}
+	ipset_session_report_reset(qs->qs_session);
+	qs->qs_queued = 0;
+}
+
 /* Runs cmd on the filled data blob; 0, or -1 with errno. */
 static int
 qset_run(struct qset *qs, enum ipset_cmd cmd)
 {
 	int ret;
 
+	qset_send_queued(qs);
 	errno = 0;
 	ret = ipset_cmd(qs->qs_session, cmd, 0);
 	if (ret < 0) {
@@ -302,8 +339,10 @@ qset_close(struct qset *qs)
 {
 	if (qs == NULL)
 		return;
-	if (qs->qs_session != NULL)
+	if (qs->qs_session != NULL) {
+		qset_send_queued(qs);
 		(void)ipset_session_fini(qs->qs_session);
+	}
 	free(qs->qs_text);
 	free(qs->qs_items);
 	free(qs);
@@ -421,6 +460,61 @@ qset_del(struct qset *qs, const char *name, uint32_t cip, uint16_t cport,
 }
 
 /*
+ * Queues a delete for qset_commit(); deletes from one set queued one after
+ * another share a message.  Fails only if the entry cannot be formed (or
+ * the set is not ours); a failure in the kernel is qset_commit()'s to
+ * report.
+ */
+int
+qset_del_queue(struct qset *qs, const char *name, uint32_t cip,
+    uint16_t cport, uint32_t dip)
+{
+	uint32_t line;
+
+	if (name == NULL)
+		return qset_fail(qs, EINVAL, "ipset: no set name");
+	if (qset_ensure(qs, name) < 0)
+		return -1;
+	if (qset_fill(qs, name, cip, cport, dip) < 0)
+		return -1;
+	/* A nonzero line number is restore mode: libipset appends the
+	 * element to the message it is building, sending that first only
+	 * if it is full or for another set (failures then kept as in
+	 * qset_send_queued). */
+	line = qs->qs_queued + 1;
+	if (ipset_cmd(qs->qs_session, IPSET_CMD_DEL, line) < 0) {
+		const char *msg = ipset_session_report_msg(qs->qs_session);
+
+		(void)snprintf(qs->qs_qerr, sizeof(qs->qs_qerr), "%s",
+		    msg[0] ? msg : "ipset: unknown error");
+		qs->qs_qfailed += qs->qs_queued + 1;
+		ipset_session_report_reset(qs->qs_session);
+		qs->qs_queued = 0;
+		return 0;
+	}
+	qs->qs_queued = line;
+	return 0;
+}
+
+/*
+ * Sends the queued deletes.  0, or -1 if some batch sent since the last
+ * call failed (qset_strerror() says why, *failed how many deletes it
+ * held); those entries may still be in their sets.
+ */
+int
+qset_commit(struct qset *qs, uint32_t *failed)
+{
+	qset_send_queued(qs);
+	*failed = qs->qs_qfailed;
+	if (qs->qs_qfailed == 0)
+		return 0;
+	qset_seterr(qs, qs->qs_qerr);
+	qs->qs_qfailed = 0;
+	errno = EIO;
+	return -1;
+}
+
+/*
  * TEST answers "absent" as an error whose report is a notice ("... is NOT
  * in set"); a real failure is reported as an error.  The notice needs the
  * session out of quiet mode, which is the default here.
@@ -437,6 +531,7 @@ qset_test(struct qset *qs, const char *name, uint32_t cip, uint16_t cport,
 		return -1;
 	if (qset_fill(qs, name, cip, cport, dip) < 0)
 		return -1;
+	qset_send_queued(qs);
 	errno = 0;
 	ret = ipset_cmd(qs->qs_session, IPSET_CMD_TEST, 0);
 	saved = errno;

@@ -382,6 +382,51 @@ steer_del(struct flow *f)
 	f->f_steered = 0;
 }
 
+/*
+ * Steering stopped for flows that ended together (a back's batch of close
+ * reports, the watch's batch of FINs): their set deletes are queued and go
+ * in one message when the loop has run every callback it woke for, before
+ * it waits again (an ev_prepare), not in a round trip each.  Nothing of
+ * the flow is left to deliver, so the microseconds to the end of the loop
+ * iteration are no difference to its packets; a command on the sets in
+ * between sends the queue first (nf_set.c), so none overtakes it.
+ */
+static ev_prepare	unsteer_prep;
+
+static void
+unsteer_flush(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	uint32_t failed;
+
+	(void)revents;
+	ev_prepare_stop(loop, w);
+	if (qset_commit(qtd->set, &failed) == -1)
+		log_warn("ipset: %u deletes failed: %s, ignoring", failed,
+		    qset_strerror(qtd->set));
+}
+
+void
+steer_del_later(struct flow *f)
+{
+	char name[32];
+
+	if (!f->f_steered)
+		return;
+	steer_set_name(f->f_svc, qtd->cf->c_nodes[f->f_peer].n_id, name,
+	    sizeof(name));
+	if (qset_del_queue(qtd->set, name, f->f_cip, ntohs(f->f_cport),
+	    f->f_laddr) == -1) {
+		flow_log(f, LOG_L_WARN, "unsteer", "ipset del: %s, ignoring",
+		    qset_strerror(qtd->set));
+		return;
+	}
+	f->f_steered = 0;
+	if (!ev_is_active(&unsteer_prep)) {
+		ev_prepare_init(&unsteer_prep, unsteer_flush);
+		ev_prepare_start(qtd->loop, &unsteer_prep);
+	}
+}
+
 /* The conntrack entries of n flows, in one batch (the grace's end). */
 void
 steer_ct_delete_many(struct flow *const *fl, size_t n)

@@ -148,6 +148,32 @@ expect 0 set-del "$SET" 198.18.0.10 40000 198.18.0.1
 [ "$(members "$SET" | wc -l)" -eq 3 ] || fail "second del changed the set"
 ok "del, and del again"
 
+# Queued deletes: one message per run of one set's deletes, the queue sent
+# by the commit; an absent entry is no failure, another set in between
+# starts a message of its own, and entries not named stay.
+inS ipset create qt-setct-q hash:ip,port,ip
+for p in 41001 41002 41003 41004; do
+	expect 0 set-add "$SET" 198.18.0.20 "$p" 198.18.0.1
+	expect 0 set-add qt-setct-q 198.18.0.20 "$p" 198.18.0.1
+done
+n0=$(members "$SET" | wc -l)
+expect 0 set-del-queue "$SET" 198.18.0.20 41001 198.18.0.1 \
+    "$SET" 198.18.0.20 41002 198.18.0.1 \
+    qt-setct-q 198.18.0.20 41001 198.18.0.1 \
+    "$SET" 198.18.0.20 41003 198.18.0.1 \
+    "$SET" 198.18.0.20 49999 198.18.0.1
+[ "$(members "$SET" | grep -c '198.18.0.20,')" = 1 ] &&
+    members "$SET" | grep -q '198.18.0.20,tcp:41004,' ||
+	fail "queued deletes left $(members "$SET" | grep '198.18.0.20,' | tr '\n' ' ')"
+[ "$(members "$SET" | wc -l)" -eq $((n0 - 3)) ] || fail "queued deletes removed other entries"
+[ "$(members qt-setct-q | tr '\n' ' ')" = "$(printf '198.18.0.20,tcp:%s,198.18.0.1 ' 41002 41003 41004)" ] ||
+	fail "queued deletes in the second set: $(members qt-setct-q | tr '\n' ' ')"
+expect 1 set-del-queue "$SET" 198.18.0.20 41004 198.18.0.1 qt-nosuch 198.18.0.20 41004 198.18.0.1
+grep -q 'does not exist' "$TMP/err" || fail "queued delete, absent set: $(cat "$TMP/err")"
+members "$SET" | grep -q '198.18.0.20,' && fail "the delete queued before the failing one was not sent"
+inS ipset destroy qt-setct-q
+ok "queued deletes: across sets, absent entries, a failure after a queued one"
+
 inS ipset create qt-other hash:ip
 inS ipset create zz-setct hash:ip,port,ip
 expect 0 set-create qt-setct-b

@@ -39,6 +39,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: qtnf set-create NAME [MAXELEM] | set-destroy NAME |\n"
 	    "       set-flush NAME | set-add|set-del|set-test NAME CIP CPORT DIP |\n"
+	    "       set-del-queue NAME CIP CPORT DIP [NAME CIP CPORT DIP...] |\n"
 	    "       set-list NAME | set-names PREFIX | set-bench NAME N |\n"
 	    "       ct-del SRC SPORT DST DPORT | ct-list DST DPORT |\n"
 	    "       ct-del-many SRC SPORT DST DPORT [SRC SPORT DST DPORT...] |\n"
@@ -156,15 +157,16 @@ set_fail(struct qset *qs, const char *what)
 static int
 set_bench(struct qset *qs, const char *name, unsigned long n)
 {
-	double *add, *del, t;
-	unsigned long i;
+	double *add, *del, *del16, t;
+	unsigned long i, j, k;
 	uint32_t dip = addr("198.18.0.1");
-	uint32_t cip;
+	uint32_t cip, failed;
 	int ret = 1;
 
 	add = calloc(n, sizeof(*add));
 	del = calloc(n, sizeof(*del));
-	if (add == NULL || del == NULL)
+	del16 = calloc(n, sizeof(*del16));
+	if (add == NULL || del == NULL || del16 == NULL)
 		goto out;
 	for (i = 0; i < n; i++) {
 		cip = htonl(ntohl(addr("198.18.0.10")) + (uint32_t)(i / 50000));
@@ -186,12 +188,43 @@ set_bench(struct qset *qs, const char *name, unsigned long n)
 		}
 		del[i] = now_us() - t;
 	}
-	printf("add_us %.2f del_us %.2f n %lu\n", median(add, n),
-	    median(del, n), n);
+	/* The same deletes queued, 16 to a message (as a back's batch of
+	 * close reports ends flows together): the time per delete. */
+	for (i = 0; i < n; i++) {
+		cip = htonl(ntohl(addr("198.18.0.10")) + (uint32_t)(i / 50000));
+		if (qset_add(qs, name, cip, (uint16_t)(10000 + i % 50000),
+		    dip) < 0) {
+			ret = set_fail(qs, "add");
+			goto out;
+		}
+	}
+	for (i = 0; i < n; i += k) {
+		k = n - i < 16 ? n - i : 16;
+		t = now_us();
+		for (j = i; j < i + k; j++) {
+			cip = htonl(ntohl(addr("198.18.0.10")) +
+			    (uint32_t)(j / 50000));
+			if (qset_del_queue(qs, name, cip,
+			    (uint16_t)(10000 + j % 50000), dip) < 0) {
+				ret = set_fail(qs, "del-queue");
+				goto out;
+			}
+		}
+		if (qset_commit(qs, &failed) < 0) {
+			ret = set_fail(qs, "commit");
+			goto out;
+		}
+		t = (now_us() - t) / (double)k;
+		for (j = i; j < i + k; j++)
+			del16[j] = t;
+	}
+	printf("add_us %.2f del_us %.2f del16_us %.2f n %lu\n",
+	    median(add, n), median(del, n), median(del16, n), n);
 	ret = 0;
 out:
 	free(add);
 	free(del);
+	free(del16);
 	return ret;
 }
 
@@ -226,6 +259,21 @@ set_main(int argc, char **argv)
 		if (qset_del(qs, argv[2], addr(argv[3]),
 		    (uint16_t)number(argv[4], UINT16_MAX), addr(argv[5])) < 0)
 			ret = set_fail(qs, "del");
+	} else if (strcmp(cmd, "set-del-queue") == 0 && argc >= 6 &&
+	    (argc - 2) % 4 == 0) {
+		uint32_t failed;
+		int i;
+
+		for (i = 2; i < argc && ret == 0; i += 4)
+			if (qset_del_queue(qs, argv[i], addr(argv[i + 1]),
+			    (uint16_t)number(argv[i + 2], UINT16_MAX),
+			    addr(argv[i + 3])) < 0)
+				ret = set_fail(qs, "del-queue");
+		if (ret == 0 && qset_commit(qs, &failed) < 0) {
+			fprintf(stderr, "qtnf: %u queued deletes failed\n",
+			    failed);
+			ret = set_fail(qs, "commit");
+		}
 	} else if (strcmp(cmd, "set-test") == 0 && argc == 6) {
 		r = qset_test(qs, argv[2], addr(argv[3]),
 		    (uint16_t)number(argv[4], UINT16_MAX), addr(argv[5]));
