@@ -45,15 +45,22 @@ busywait 3000 eval '[ "$(bad)" -ge $((b0 + n)) ]' || fail "replayed messages acc
 pass "$n captured band messages sent again from n2's address: all refused"
 
 cat > "$TMP/garbage.py" <<'PY'
-import os, socket, struct, sys
+import os, socket, struct, sys, time
 dst, src = sys.argv[1], sys.argv[2]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((src, 0))
+# b"QTB1..." * 3000: longer than the daemon's buffer (2048), truncated by
+# the kernel, and rejected as such
 msgs = [b"", b"QTB1", os.urandom(88), os.urandom(1400), b"\0" * 2000,
+        b"QTB1\x02\x01" + os.urandom(3000),
         b"QTB1\x02\x09" + os.urandom(82),
         b"QTB1\x02\x09\x00\x02" + struct.pack(">Q", 2**63) + os.urandom(72)]
-for m in msgs * 20:
+# paced: counting needs every datagram delivered, and a burst of these
+# sizes can outrun a socket buffer while the daemon sleeps
+for i, m in enumerate(msgs * 20):
     s.sendto(m, (dst, 7400))
+    if i % 16 == 15:
+        time.sleep(0.002)
 print(len(msgs) * 20)
 PY
 b1=$(bad)
