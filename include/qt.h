@@ -37,6 +37,7 @@ struct qt_node {
 	/* runtime, this daemon's view: */
 	int		 n_up;		/* heartbeats heard in time */
 	int		 n_peer_drain;	/* the node says it is draining */
+	int		 n_peer_confirms;	/* ... that it takes CONFIRMS */
 	uint64_t	 n_heard;	/* ms, last heartbeat */
 	uint64_t	 n_load;	/* connections it serves, per its
 					 * last heartbeat */

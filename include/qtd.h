@@ -159,6 +159,8 @@ struct qt_stats {
 	uint64_t	st_upstream_spare;	/* relays begun on a spare */
 	uint64_t	st_upstream_retries;	/* requests sent again after a
 						 * spare failed unanswered */
+	uint64_t	st_confirm_batches;	/* CONFIRMS datagrams sent */
+	uint64_t	st_confirm_batched;	/* confirmations in them */
 };
 
 /* A flow hash: chained, power-of-two buckets, doubled when it holds more
@@ -292,7 +294,11 @@ enum band_type {
 	BAND_CHECK,		/* front: do you still serve these flows? */
 	BAND_CHECK_REPLY,	/* back: of those, these are gone */
 	BAND_HEARTBEAT,		/* any: alive; a = load, status = flags */
+	BAND_CONFIRMS,		/* back: these connections are rebuilt */
 };
+/* HEARTBEAT flags (status) */
+#define HB_DRAINING	0x1	/* no new hand-offs to me */
+#define HB_CONFIRMS	0x2	/* I take CONFIRMS: send confirmations so */
 #define BAND_PAYLOAD_MAX	1200
 #define BAND_ENTRY		8	/* client ip, client port, service */
 #define BAND_ALIVE		0x8000	/* in a reply's service: still served */
@@ -330,6 +336,12 @@ struct band_closed {
 };
 void	band_closed_put(uint8_t *, const struct band_closed *);
 void	band_closed_get(const uint8_t *, struct band_closed *);
+/* A CONFIRMS message's payload: entries of BAND_CONFIRM_ENTRY bytes,
+ * token, client address and port (network order), service: each what a
+ * CONFIRM says in its header. */
+#define BAND_CONFIRM_ENTRY	16
+void	band_confirm_put(uint8_t *, const struct band_msg *);
+void	band_confirm_get(const uint8_t *, struct band_msg *);
 int	band_send_flow(const struct flow *, enum band_type, uint32_t status,
 	    uint64_t a, uint64_t b);
 

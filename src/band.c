@@ -136,6 +136,28 @@ band_closed_get(const uint8_t *e, struct band_closed *c)
 	    (uint32_t)e[26] << 8 | e[27];
 }
 
+void
+band_confirm_put(uint8_t *e, const struct band_msg *bm)
+{
+	memcpy(e, bm->bm_token, QT_TOKEN_LEN);
+	memcpy(e + 8, &bm->bm_cip, 4);
+	memcpy(e + 12, &bm->bm_cport, 2);
+	e[14] = (uint8_t)(bm->bm_svc >> 8);
+	e[15] = (uint8_t)bm->bm_svc;
+}
+
+/* The CONFIRM an entry stands for. */
+void
+band_confirm_get(const uint8_t *e, struct band_msg *bm)
+{
+	memset(bm, 0, sizeof(*bm));
+	bm->bm_type = BAND_CONFIRM;
+	memcpy(bm->bm_token, e, QT_TOKEN_LEN);
+	memcpy(&bm->bm_cip, e + 8, 4);
+	memcpy(&bm->bm_cport, e + 12, 2);
+	bm->bm_svc = (uint16_t)(e[14] << 8 | e[15]);
+}
+
 /* Sends a message about flow f to its peer: the usual case. */
 int
 band_send_flow(const struct flow *f, enum band_type type, uint32_t status,
@@ -242,6 +264,7 @@ band_dispatch(const uint8_t *m, size_t len, const struct sockaddr_in *from)
 	}
 	switch (bm.bm_type) {
 	case BAND_CONFIRM:
+	case BAND_CONFIRMS:
 	case BAND_REFUSE:
 	case BAND_CLOSED:
 	case BAND_CHECK_REPLY:

@@ -77,6 +77,10 @@ const struct ctl_counter ctl_counters[] = {
 	    "Relays begun on a spare connection made ahead of need." },
 	{ "upstream_retries", ST(st_upstream_retries),
 	    "Requests sent again after a spare failed unanswered." },
+	{ "confirm_batches", ST(st_confirm_batches),
+	    "Band datagrams carrying several confirmations (CONFIRMS)." },
+	{ "confirm_batched", ST(st_confirm_batched),
+	    "Confirmations sent in them (the rest went one a datagram)." },
 };
 const size_t ctl_ncounters = sizeof(ctl_counters) / sizeof(ctl_counters[0]);
 

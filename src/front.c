@@ -647,11 +647,27 @@ closed_batch(int node, const struct band_msg *bm)
 	}
 }
 
+static void	front_band_one(int, const struct band_msg *);
+
+/* A back's batch of confirmations (back.c): each as its own CONFIRM. */
+static void
+confirm_batch(int node, const struct band_msg *bm)
+{
+	struct band_msg one;
+	size_t i;
+
+	for (i = 0; i + BAND_CONFIRM_ENTRY <= bm->bm_plen;
+	    i += BAND_CONFIRM_ENTRY) {
+		band_confirm_get(bm->bm_payload + i, &one);
+		if (one.bm_svc >= qtd->cf->c_nsvcs)
+			continue;
+		front_band_one(node, &one);
+	}
+}
+
 void
 front_band(int node, const struct band_msg *bm)
 {
-	struct flow *f;
-
 	if (bm->bm_type == BAND_CHECK_REPLY) {
 		check_reply(node, bm);
 		return;
@@ -660,6 +676,19 @@ front_band(int node, const struct band_msg *bm)
 		closed_batch(node, bm);
 		return;
 	}
+	if (bm->bm_type == BAND_CONFIRMS) {
+		confirm_batch(node, bm);
+		return;
+	}
+	front_band_one(node, bm);
+}
+
+/* One CONFIRM or REFUSE. */
+static void
+front_band_one(int node, const struct band_msg *bm)
+{
+	struct flow *f;
+
 	if (!(f = band_flow(node, bm))) {
 		/* Late or duplicate: nothing to do, unless it confirms a
 		 * hand-off we took back and have since finished serving. */

@@ -9,8 +9,6 @@
 
 #include "qtd.h"
 
-#define HB_DRAINING	0x1
-
 static void
 health_set_up(int node, int up)
 {
@@ -39,8 +37,8 @@ health_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)w;
 	(void)revents;
 	bm.bm_a = qtd->nserving;
-	bm.bm_status = config_self(cf)->n_drain ||
-	    config_self(cf)->n_drain_ctl ? HB_DRAINING : 0;
+	bm.bm_status = (config_self(cf)->n_drain ||
+	    config_self(cf)->n_drain_ctl ? HB_DRAINING : 0) | HB_CONFIRMS;
 	for (i = 0; i < cf->c_nnodes; i++) {
 		struct qt_node *n = &qtd->cf->c_nodes[i];
 
@@ -61,6 +59,9 @@ health_band(int node, const struct band_msg *bm)
 
 	n->n_heard = now_ms();
 	n->n_load = bm->bm_a;
+	/* A daemon of an older version does not say so, and gets one
+	 * CONFIRM a hand-off: a rolling upgrade never loses one. */
+	n->n_peer_confirms = (bm->bm_status & HB_CONFIRMS) != 0;
 	if (n->n_peer_drain != drain) {
 		n->n_peer_drain = drain;
 		log_notice("node %s %s", n->n_name, drain ?

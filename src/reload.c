@@ -155,6 +155,7 @@ reload_do(char *err, size_t errlen)
 		n->n_heard = oc->c_nodes[j].n_heard;
 		n->n_load = oc->c_nodes[j].n_load;
 		n->n_peer_drain = oc->c_nodes[j].n_peer_drain;
+		n->n_peer_confirms = oc->c_nodes[j].n_peer_confirms;
 		n->n_drain_ctl = oc->c_nodes[j].n_drain_ctl;
 	}
 	/* A removed node that flows still use stays, retired. */
