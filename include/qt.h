@@ -117,6 +117,7 @@ struct qt_config {
 	unsigned		 c_handoff_timeout;	/* ms per try */
 	unsigned		 c_handoff_tries;
 	unsigned		 c_header_timeout;	/* ms */
+	int			 c_defer_accept;	/* wake at the request */
 	unsigned		 c_idle_timeout;	/* ms, keep-alive idle */
 	unsigned		 c_close_wait;		/* ms, cap on a close */
 	unsigned		 c_ct_grace;		/* ms */

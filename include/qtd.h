@@ -269,6 +269,7 @@ void	relay_spares_close(void);
 
 /* front.c */
 int	front_listen(size_t from_svc);
+void	front_listen_retune(size_t nsvcs);
 int	front_watch_start(void);
 void	front_watch_stop(void);
 void	front_adopt(void);

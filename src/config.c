@@ -65,6 +65,7 @@ static const struct cf_option cf_options[] = {
 	{ "handoff-tries", CF_UINT, OFF(c_handoff_tries), 0, 1, 20, "3" },
 	{ "header-timeout", CF_UINT, OFF(c_header_timeout), 0, 100, 600000,
 	    "10000" },
+	{ "defer-accept", CF_BOOL, OFF(c_defer_accept), 0, 0, 0, "yes" },
 	{ "idle-timeout", CF_UINT, OFF(c_idle_timeout), 0, 100, 3600000,
 	    "60000" },
 	{ "close-wait", CF_UINT, OFF(c_close_wait), 0, 100, 600000,

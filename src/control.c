@@ -357,6 +357,7 @@ ctl_show_config(struct ctl_jw *w)
 	ctl_jw_u64(w, "handoff-timeout", cf->c_handoff_timeout);
 	ctl_jw_u64(w, "handoff-tries", cf->c_handoff_tries);
 	ctl_jw_u64(w, "header-timeout", cf->c_header_timeout);
+	ctl_jw_bool(w, "defer-accept", cf->c_defer_accept);
 	ctl_jw_u64(w, "idle-timeout", cf->c_idle_timeout);
 	ctl_jw_u64(w, "close-wait", cf->c_close_wait);
 	ctl_jw_u64(w, "conntrack-grace", cf->c_ct_grace);

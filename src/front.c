@@ -376,13 +376,6 @@ front_accept(struct ev_loop *loop, ev_io *w, int revents)
 			(void)close(fd);
 			continue;
 		}
-		/* Delayed ACKs from the start: the request is answered by
-		 * the response (served here) or by the back (handed off),
-		 * whose segments acknowledge it; a quick ACK from us would
-		 * be a packet for nothing on every hand-off.  If the request
-		 * came before this, it was ACKed already: no harm. */
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &(int){ 0 },
-		    sizeof(int));
 		qtd->st.st_accepted++;
 		f->f_fd = fd;
 		f->f_svc = svc;
@@ -405,6 +398,45 @@ front_accept(struct ev_loop *loop, ev_io *w, int revents)
 		    !ev_is_active(&f->f_io))
 			ev_io_start(qtd->loop, &f->f_io);
 	}
+}
+
+/*
+ * Listener settings that follow the config (at start and at each reload).
+ * defer-accept: woken when the request is there, not at the handshake's
+ * last ACK, which the request follows within microseconds: a wake-up, a
+ * failed read and an epoll_ctl fewer per connection, the accept's work
+ * now on the request's path (about 20 us of time to first byte in the
+ * benchmark).  A client that says nothing is accepted once the kernel
+ * stops waiting (about header-timeout), and then has header-timeout to
+ * speak.  Delayed ACKs, inherited by every accepted socket from its
+ * first segment: the request is answered by the response (served here)
+ * or by the back (handed off), whose segments acknowledge it; a quick
+ * ACK from us would be a packet for nothing on every hand-off.
+ */
+static void
+listen_tune(int fd)
+{
+	const struct qt_config *cf = qtd->cf;
+	int defer = cf->c_defer_accept ?
+	    (int)((cf->c_header_timeout + 999) / 1000) : 0;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer,
+	    sizeof(defer)) == -1)
+		log_warn("listener: TCP_DEFER_ACCEPT: %m");
+	if (setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &(int){ 0 },
+	    sizeof(int)) == -1)
+		log_warn("listener: TCP_QUICKACK: %m");
+}
+
+/* The running listeners take the reloaded config's settings. */
+void
+front_listen_retune(size_t n)
+{
+	size_t s;
+
+	for (s = 0; s < n; s++)
+		if (ev_is_active(&qtd->listen_io[s]))
+			listen_tune(qtd->listen_fd[s]);
 }
 
 int
@@ -434,6 +466,7 @@ front_listen(size_t from)
 				(void)close(fd);
 			return -1;
 		}
+		listen_tune(fd);
 		qtd->listen_fd[s] = fd;
 		ev_io_init(&qtd->listen_io[s], front_accept, fd, EV_READ);
 		ev_io_start(qtd->loop, &qtd->listen_io[s]);

@@ -98,6 +98,7 @@ swap_in(struct qt_config *nc, int reopen_captures)
 		if (back_capture_start() == -1 || front_watch_start() == -1)
 			log_err("reload: captures could not be reopened");
 	}
+	front_listen_retune(old_nsvcs);
 	if (front_listen(old_nsvcs) == -1)
 		log_err("reload: a new service could not listen");
 	health_start();
