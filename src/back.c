@@ -123,33 +123,52 @@ asm_reply(const struct reasm *a, enum band_type type, uint32_t status)
  * within microseconds.  Only fronts whose heartbeat says they take
  * CONFIRMS get them; others, one CONFIRM a hand-off.
  */
-static struct confirm_batch {
-	uint8_t	cb_buf[BAND_PAYLOAD_MAX];
-	size_t	cb_len;
-} confirms[QT_MAX_NODES];
-static ev_prepare	confirm_prep;
+/* A datagram of fixed-size entries for one front, being filled. */
+struct band_batch {
+	uint8_t	b_buf[BAND_PAYLOAD_MAX];
+	size_t	b_len;
+};
+
+/*
+ * Sends b's entries (each entry bytes, what they are for the log) to
+ * node as one type datagram and empties it: the number sent, 0 if there
+ * were none or the send failed.
+ */
+static size_t
+batch_flush(int node, struct band_batch *b, enum band_type type,
+    size_t entry, const char *what)
+{
+	struct band_msg bm = {
+		.bm_type = type,
+		.bm_payload = b->b_buf,
+		.bm_plen = (uint16_t)b->b_len,
+	};
+	size_t n = b->b_len / entry;
+
+	if (n == 0)
+		return 0;
+	b->b_len = 0;
+	if (band_send(node, &bm) == -1) {
+		log_warn("cannot send %zu %s to %s: %m", n, what,
+		    qtd->cf->c_nodes[node].n_name);
+		return 0;
+	}
+	return n;
+}
+
+static struct band_batch	confirms[QT_MAX_NODES];
+static ev_prepare		confirm_prep;
 
 static void
 confirm_flush_node(int node)
 {
-	struct confirm_batch *cb = &confirms[node];
-	struct band_msg bm = {
-		.bm_type = BAND_CONFIRMS,
-		.bm_payload = cb->cb_buf,
-		.bm_plen = (uint16_t)cb->cb_len,
-	};
+	size_t n = batch_flush(node, &confirms[node], BAND_CONFIRMS,
+	    BAND_CONFIRM_ENTRY, "confirmations");
 
-	if (cb->cb_len == 0)
-		return;
-	if (band_send(node, &bm) == -1)
-		log_warn("cannot send %zu confirmations to %s: %m",
-		    cb->cb_len / BAND_CONFIRM_ENTRY,
-		    qtd->cf->c_nodes[node].n_name);
-	else {
+	if (n > 0) {
 		qtd->st.st_confirm_batches++;
-		qtd->st.st_confirm_batched += cb->cb_len / BAND_CONFIRM_ENTRY;
+		qtd->st.st_confirm_batched += n;
 	}
-	cb->cb_len = 0;
 }
 
 static void
@@ -175,7 +194,7 @@ confirm_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 static void
 asm_confirm(const struct reasm *a)
 {
-	struct confirm_batch *cb = &confirms[a->a_origin];
+	struct band_batch *cb = &confirms[a->a_origin];
 	struct band_msg bm = {
 		.bm_cip = a->a_cip,
 		.bm_cport = a->a_cport,
@@ -187,9 +206,9 @@ asm_confirm(const struct reasm *a)
 		return;
 	}
 	memcpy(bm.bm_token, a->a_hdr.h_token, QT_TOKEN_LEN);
-	band_confirm_put(cb->cb_buf + cb->cb_len, &bm);
-	cb->cb_len += BAND_CONFIRM_ENTRY;
-	if (cb->cb_len + BAND_CONFIRM_ENTRY > sizeof(cb->cb_buf)) {
+	band_confirm_put(cb->b_buf + cb->b_len, &bm);
+	cb->b_len += BAND_CONFIRM_ENTRY;
+	if (cb->b_len + BAND_CONFIRM_ENTRY > sizeof(cb->b_buf)) {
 		confirm_flush_node(a->a_origin);
 		return;
 	}
@@ -530,29 +549,15 @@ back_sweep(void)
  */
 #define CLOSE_BATCH_MS	5
 
-static struct close_batch {
-	uint8_t	cl_buf[BAND_PAYLOAD_MAX];
-	size_t	cl_len;
-} closes[QT_MAX_NODES];
-static ev_timer	close_timer;
-static int	close_timer_ready;
+static struct band_batch	closes[QT_MAX_NODES];
+static ev_timer			close_timer;
+static int			close_timer_ready;
 
 static void
 close_flush_node(int node)
 {
-	struct close_batch *cl = &closes[node];
-	struct band_msg bm = {
-		.bm_type = BAND_CLOSED,
-		.bm_payload = cl->cl_buf,
-		.bm_plen = (uint16_t)cl->cl_len,
-	};
-
-	if (cl->cl_len == 0)
-		return;
-	if (band_send(node, &bm) == -1)
-		log_warn("cannot send %zu close reports to %s: %m",
-		    cl->cl_len / BAND_CLOSED_ENTRY, qtd->cf->c_nodes[node].n_name);
-	cl->cl_len = 0;
+	(void)batch_flush(node, &closes[node], BAND_CLOSED, BAND_CLOSED_ENTRY,
+	    "close reports");
 }
 
 /* Sends every pending close report and confirmation now (timer, reload,
@@ -584,7 +589,7 @@ close_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 void
 back_flow_ended(struct flow *f)
 {
-	struct close_batch *cl;
+	struct band_batch *cl;
 	struct band_closed c = {
 		.c_cip = f->f_cip,
 		.c_cport = f->f_cport,
@@ -597,9 +602,9 @@ back_flow_ended(struct flow *f)
 		return;
 	memcpy(c.c_token, f->f_token, QT_TOKEN_LEN);
 	cl = &closes[f->f_peer];
-	band_closed_put(cl->cl_buf + cl->cl_len, &c);
-	cl->cl_len += BAND_CLOSED_ENTRY;
-	if (cl->cl_len + BAND_CLOSED_ENTRY > sizeof(cl->cl_buf)) {
+	band_closed_put(cl->b_buf + cl->b_len, &c);
+	cl->b_len += BAND_CLOSED_ENTRY;
+	if (cl->b_len + BAND_CLOSED_ENTRY > sizeof(cl->b_buf)) {
 		close_flush_node(f->f_peer);
 		return;
 	}

@@ -427,15 +427,24 @@ qset_fill(struct qset *qs, const char *name, uint32_t cip, uint16_t cport,
 	return 0;
 }
 
+/* The session's data made ready for a command on entry cip,cport,dip of
+ * set name (checked to be ours). */
 static int
-qset_adt(struct qset *qs, enum ipset_cmd cmd, const char *name, uint32_t cip,
-    uint16_t cport, uint32_t dip)
+qset_entry(struct qset *qs, const char *name, uint32_t cip, uint16_t cport,
+    uint32_t dip)
 {
 	if (name == NULL)
 		return qset_fail(qs, EINVAL, "ipset: no set name");
 	if (qset_ensure(qs, name) < 0)
 		return -1;
-	if (qset_fill(qs, name, cip, cport, dip) < 0)
+	return qset_fill(qs, name, cip, cport, dip);
+}
+
+static int
+qset_adt(struct qset *qs, enum ipset_cmd cmd, const char *name, uint32_t cip,
+    uint16_t cport, uint32_t dip)
+{
+	if (qset_entry(qs, name, cip, cport, dip) < 0)
 		return -1;
 	if (qset_run(qs, cmd) < 0) {
 		/* The set may have been replaced: check its type next time. */
@@ -471,11 +480,7 @@ qset_del_queue(struct qset *qs, const char *name, uint32_t cip,
 {
 	uint32_t line;
 
-	if (name == NULL)
-		return qset_fail(qs, EINVAL, "ipset: no set name");
-	if (qset_ensure(qs, name) < 0)
-		return -1;
-	if (qset_fill(qs, name, cip, cport, dip) < 0)
+	if (qset_entry(qs, name, cip, cport, dip) < 0)
 		return -1;
 	/* A nonzero line number is restore mode: libipset appends the
 	 * element to the message it is building, sending that first only
