@@ -113,16 +113,6 @@ asm_reply(const struct reasm *a, enum band_type type, uint32_t status)
 	(void)band_send(a->a_origin, &bm);
 }
 
-/*
- * Confirmations of the hand-offs one loop turn rebuilt go to each front in
- * one CONFIRMS datagram, sent before the loop waits again (an ev_prepare):
- * under load a turn rebuilds several, and a datagram each was a send whose
- * whole path to the front runs in our context, and a wake-up, a read and
- * a MAC check on the front.  Nothing waits on a confirmation but the
- * front's bookkeeping (the client is answered already), and the turn ends
- * within microseconds.  Only fronts whose heartbeat says they take
- * CONFIRMS get them; others, one CONFIRM a hand-off.
- */
 /* A datagram of fixed-size entries for one front, being filled. */
 struct band_batch {
 	uint8_t	b_buf[BAND_PAYLOAD_MAX];
@@ -156,6 +146,16 @@ batch_flush(int node, struct band_batch *b, enum band_type type,
 	return n;
 }
 
+/*
+ * Confirmations of the hand-offs one loop turn rebuilt go to each front in
+ * one CONFIRMS datagram, sent before the loop waits again (an ev_prepare):
+ * under load a turn rebuilds several, and a datagram each was a send whose
+ * whole path to the front runs in our context, and a wake-up, a read and
+ * a MAC check on the front.  Nothing waits on a confirmation but the
+ * front's bookkeeping (the client is answered already), and the turn ends
+ * within microseconds.  Only fronts whose heartbeat says they take
+ * CONFIRMS get them; others, one CONFIRM a hand-off.
+ */
 static struct band_batch	confirms[QT_MAX_NODES];
 static ev_prepare		confirm_prep;
 
