@@ -36,6 +36,13 @@ cleanup() {
 		kill "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	done
+	# What in_ns started in the background runs under a subshell: the
+	# kill above stops only that.  A namespace whose processes live on
+	# is gone from "ip netns list" but not from the host.
+	for pid in $(ip netns pids "$NS" 2>/dev/null) \
+	    $(ip netns pids "$NC" 2>/dev/null); do
+		kill "$pid" 2>/dev/null
+	done
 	ip netns del "$NC" 2>/dev/null
 	ip netns del "$NS" 2>/dev/null
 	[ -n "$TMP" ] && rm -rf "$TMP"
@@ -230,11 +237,12 @@ if command -v python3 >/dev/null && command -v curl >/dev/null &&
 	mkdir -p "$TMP/front" "$TMP/back"
 	echo front > "$TMP/front/who"
 	echo back > "$TMP/back/who"
-	in_ns python3 -m http.server --bind "$F" --directory "$TMP/front" 80 \
-	    >/dev/null 2>&1 &
+	# Not through in_ns: $! must be the server itself (ip execs it).
+	ip netns exec "$NS" python3 -m http.server --bind "$F" \
+	    --directory "$TMP/front" 80 >/dev/null 2>&1 &
 	PIDS+=($!)
-	in_ns python3 -m http.server --bind "$B" --directory "$TMP/back" 8001 \
-	    >/dev/null 2>&1 &
+	ip netns exec "$NS" python3 -m http.server --bind "$B" \
+	    --directory "$TMP/back" 8001 >/dev/null 2>&1 &
 	PIDS+=($!)
 	listening() {
 		[ -n "$(in_ns ss -Hltn "src $1")" ]
