@@ -102,6 +102,7 @@ struct flow {
 	int			 f_up_fd;
 	int			 f_up_connected;
 	int			 f_up_spare;	/* f_up_fd was a spare (relay.c) */
+	int			 f_up_await;	/* request sent, no answer yet */
 	ev_io			 f_up_io;
 	int			 f_pcu[2], f_puc[2];	/* pipes: client to
 						 * upstream, and back */
@@ -262,6 +263,10 @@ void	serve_error_quiet(struct flow *, int status);
 void	relay_start(struct flow *, const struct sockaddr_storage *,
 	    socklen_t, int proxy);
 void	relay_release(struct flow *);
+/* Relays whose request is with their server, not yet answered: work that
+ * can wait (a back's confirmations, new spares) waits for them, as the
+ * server runs only once we sleep. */
+unsigned	relay_awaiting(void);
 /* Spare upstream connections: aged out and refilled once a second;
  * closed when the daemon stops. */
 void	relay_sweep(void);

@@ -152,12 +152,21 @@ batch_flush(int node, struct band_batch *b, enum band_type type,
  * under load a turn rebuilds several, and a datagram each was a send whose
  * whole path to the front runs in our context, and a wake-up, a read and
  * a MAC check on the front.  Nothing waits on a confirmation but the
- * front's bookkeeping (the client is answered already), and the turn ends
- * within microseconds.  Only fronts whose heartbeat says they take
+ * front's bookkeeping (the client's packets reach us already), and the
+ * turn ends within microseconds.  Only fronts whose heartbeat says they take
  * CONFIRMS get them; others, one CONFIRM a hand-off.
  */
 static struct band_batch	confirms[QT_MAX_NODES];
 static ev_prepare		confirm_prep;
+/*
+ * But not while a relay's request is with our server (relay_awaiting):
+ * the server runs only once we sleep, and the send, whose path to the
+ * front runs in our context, would come before the client's first byte.
+ * They go at the end of the turn that answers it, or after CONFIRM_HOLD
+ * at most: far below any handoff-timeout (10 ms at least).
+ */
+#define CONFIRM_HOLD	0.001
+static ev_timer			confirm_hold;
 
 static void
 confirm_flush_node(int node)
@@ -180,10 +189,27 @@ confirm_flush(void)
 		confirm_flush_node((int)i);
 	if (ev_is_active(&confirm_prep))
 		ev_prepare_stop(qtd->loop, &confirm_prep);
+	if (ev_is_active(&confirm_hold))
+		ev_timer_stop(qtd->loop, &confirm_hold);
 }
 
 static void
 confirm_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	(void)w;
+	(void)revents;
+	if (relay_awaiting() > 0) {
+		if (!ev_is_active(&confirm_hold)) {
+			ev_timer_set(&confirm_hold, CONFIRM_HOLD, 0.);
+			ev_timer_start(loop, &confirm_hold);
+		}
+		return;
+	}
+	confirm_flush();
+}
+
+static void
+confirm_held(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop;
 	(void)w;
@@ -214,6 +240,7 @@ asm_confirm(const struct reasm *a)
 	}
 	if (!ev_is_active(&confirm_prep)) {
 		ev_prepare_init(&confirm_prep, confirm_prepare);
+		ev_init(&confirm_hold, confirm_held);
 		ev_prepare_start(qtd->loop, &confirm_prep);
 	}
 }

@@ -63,6 +63,7 @@ struct spare_pool {
 
 static struct spare_pool	spares[QT_MAX_SVCS];
 static ev_idle			spare_idle;
+static unsigned			relay_nawait;	/* relay_awaiting() */
 
 static unsigned
 spare_target(size_t svc)
@@ -123,15 +124,30 @@ spare_pool(size_t svc)
 	return sp;
 }
 
-/* 1 if some pool is short of spares and may make one now. */
+/*
+ * 1 if pool s is short of spares and may make one now.  While a relay
+ * waits for its server, a pool at least half full waits too: the loop
+ * going idle then means only that the server has not run yet, and a
+ * connect (and the server's accept) would come before its answer.
+ * relay_answered() asks again.
+ */
+static int
+spare_may_fill(size_t s, uint64_t now)
+{
+	unsigned target = spare_target(s);
+
+	return spares[s].sp_n < target && now >= spares[s].sp_retry &&
+	    (relay_nawait == 0 || spares[s].sp_n < (target + 1) / 2);
+}
+
+/* 1 if some pool may make a spare now. */
 static int
 spare_short(uint64_t now)
 {
 	size_t s;
 
 	for (s = 0; s < qtd->cf->c_nsvcs; s++)
-		if (spares[s].sp_n < spare_target(s) &&
-		    now >= spares[s].sp_retry)
+		if (spare_may_fill(s, now))
 			return 1;
 	return 0;
 }
@@ -148,8 +164,7 @@ spare_fill(struct ev_loop *loop, ev_idle *w, int revents)
 
 	(void)revents;
 	for (s = 0; s < qtd->cf->c_nsvcs; s++) {
-		if (spares[s].sp_n >= spare_target(s) ||
-		    now < spares[s].sp_retry)
+		if (!spare_may_fill(s, now))
 			continue;
 		sp = spare_pool(s);
 		fd = socket(sp->sp_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
@@ -225,10 +240,11 @@ spare_take(size_t svc)
 		pfd.revents = 0;
 		st = poll(&pfd, 1, 0) == -1 ? SPARE_DEAD :
 		    spare_state(pfd.revents);
-		if (st == SPARE_LIVE) {
-			spare_want();
+		/* Its replacement is made once the relay is answered
+		 * (relay_answered): a connect now would run before the
+		 * server, which has our request, can. */
+		if (st == SPARE_LIVE)
 			return fd;
-		}
 		if (st == SPARE_WAIT) {
 			spare_push(sp, fd, t0);
 			continue;
@@ -343,12 +359,41 @@ relay_spares_close(void)
 	}
 }
 
+unsigned
+relay_awaiting(void)
+{
+	return relay_nawait;
+}
+
+/* The request of f is with its server: the loop's next sleep is for it. */
+static void
+relay_asked(struct flow *f)
+{
+	if (f->f_up_await || f->f_rbytes != 0)
+		return;
+	f->f_up_await = 1;
+	relay_nawait++;
+}
+
+/* f's server answered (or the relay ended): the first bytes are on their
+ * way to the client, and what was left for this moment can run. */
+static void
+relay_answered(struct flow *f)
+{
+	if (!f->f_up_await)
+		return;
+	f->f_up_await = 0;
+	relay_nawait--;
+	spare_want();
+}
+
 /* Releases what the relay holds; the client's descriptor stays. */
 void
 relay_release(struct flow *f)
 {
 	if (!f->f_relay)
 		return;
+	relay_answered(f);
 	ev_io_stop(qtd->loop, &f->f_up_io);
 	if (f->f_up_fd != -1)
 		(void)close(f->f_up_fd);
@@ -513,6 +558,7 @@ relay_step(struct flow *f)
 		}
 		f->f_preoff += (size_t)n;
 	}
+	relay_asked(f);
 	for (rounds = 0; rounds < 64; rounds++) {
 		rc1 = relay_dir(f->f_fd, f->f_up_fd, f->f_pcu, &f->f_ncu,
 		    &f->f_eof_c, &f->f_shut_u, &f->f_rd_c, &ws1, &wd1,
@@ -548,6 +594,7 @@ relay_step(struct flow *f)
 			/* Answering: from now on only idleness ends it. */
 			f->f_timer.repeat = qtd->cf->c_idle_timeout / 1000.0;
 			ev_timer_again(qtd->loop, &f->f_timer);
+			relay_answered(f);
 		}
 		/* Before the half-close is passed on to the client, who
 		 * would get a bare FIN instead of the 502. */
@@ -651,6 +698,7 @@ relay_start(struct flow *f, const struct sockaddr_storage *addr,
 	f->f_proxy = proxy;
 	f->f_up_fd = -1;
 	f->f_up_spare = 0;
+	f->f_up_await = 0;
 	f->f_pcu[0] = f->f_pcu[1] = f->f_puc[0] = f->f_puc[1] = -1;
 	f->f_preoff = 0;
 	f->f_requests++;
