@@ -97,6 +97,18 @@ int	qset_add(struct qset *, const char *name, uint32_t cip, uint16_t cport,
 	    uint32_t dip);
 int	qset_del(struct qset *, const char *name, uint32_t cip, uint16_t cport,
 	    uint32_t dip);
+/*
+ * The add of qset_add() as a netlink message (NLM_F_ACK, sequence number
+ * seq) in buf, for one datagram with other nfnetlink requests: its
+ * length, 0 if the name is invalid or room is under QSET_ADD_MSGLEN.
+ * qset_add_prepare() first (set known, queued deletes sent); an error
+ * ack goes through qset_add_failed(), which returns the errno.
+ */
+#define QSET_ADD_MSGLEN	160
+int	qset_add_prepare(struct qset *, const char *name);
+size_t	qset_add_build(char *buf, size_t room, uint32_t seq, const char *name,
+	    uint32_t cip, uint16_t cport, uint32_t dip);
+int	qset_add_failed(struct qset *, const char *name, int error);
 /* A delete queued, and the queue sent in one message (nf_set.c). */
 int	qset_del_queue(struct qset *, const char *name, uint32_t cip,
 	    uint16_t cport, uint32_t dip);
@@ -152,6 +164,19 @@ int	qct_delete_many(struct qct *, const struct qct_tuple *, size_t n);
 int	qct_create_dnat(struct qct *, uint32_t csrc, uint16_t csport,
 	    uint32_t fdst, uint16_t fdport, uint32_t bdst, uint16_t bdport,
 	    uint32_t timeout_s);
+/*
+ * qct_create_dnat() and, in the same datagram, the nfnetlink request
+ * build writes (at most room bytes, acked, with sequence number seq; its
+ * length, 0 if it cannot): one system call each way for both.  The
+ * create's result as qct_create_dnat()'s; *err2 the other's ack (0, or
+ * the error, positive; -1 if none was read).  The kernel takes the second
+ * even if the create fails.
+ */
+typedef size_t (*qct_build_cb)(char *buf, size_t room, uint32_t seq,
+	    void *arg);
+int	qct_create_dnat_and(struct qct *, uint32_t csrc, uint16_t csport,
+	    uint32_t fdst, uint16_t fdport, uint32_t bdst, uint16_t bdport,
+	    uint32_t timeout_s, qct_build_cb build, void *arg, int *err2);
 /* Calls cb for each TCP entry whose original destination is dst:dport. */
 typedef void (*qct_entry_cb)(uint32_t src, uint16_t sport, uint32_t dst,
 	    uint16_t dport, uint32_t reply_src, uint16_t reply_sport,

@@ -231,7 +231,8 @@ hand_off(struct flow *f, int peer)
 	if (steer_add(f) == -1) {
 		qtd->st.st_steer_failed++;
 		take_back(f, TB_ERROR, errno == ENOMEM ?
-		    "conntrack table full" : "steering failed");
+		    "conntrack table full" : errno == ENOSPC ?
+		    "steering set full (set-maxelem)" : "steering failed");
 		return;
 	}
 	if (repair_freeze(f->f_fd, &f->f_rs, extra, sizeof(extra),

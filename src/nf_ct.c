@@ -338,12 +338,11 @@ qct_delete_many(struct qct *qc, const struct qct_tuple *t, size_t n)
  * - The timeout holds until the first packet; from then on conntrack's
  *   per-state TCP timeouts apply, as for a picked-up entry.
  */
-int
-qct_create_dnat(struct qct *qc, uint32_t csrc, uint16_t csport,
+static struct nlmsghdr *
+qct_build_create(struct qct *qc, char *buf, uint32_t csrc, uint16_t csport,
     uint32_t fdst, uint16_t fdport, uint32_t bdst, uint16_t bdport,
     uint32_t timeout_s)
 {
-	char buf[QCT_REQSIZE] __attribute__((aligned));
 	struct nf_conntrack *ct = qc->qc_new;
 	struct nlmsghdr *nlh;
 	uint8_t tflags = IP_CT_TCP_FLAG_SACK_PERM | IP_CT_TCP_FLAG_BE_LIBERAL;
@@ -351,7 +350,7 @@ qct_create_dnat(struct qct *qc, uint32_t csrc, uint16_t csport,
 	/* A zero timeout makes an entry that is gone at once. */
 	if (timeout_s == 0) {
 		errno = EINVAL;
-		return -1;
+		return NULL;
 	}
 	/* Every call sets the same attributes: none is left from the last. */
 	nfct_set_attr_u8(ct, ATTR_ORIG_L3PROTO, AF_INET);
@@ -380,16 +379,100 @@ qct_create_dnat(struct qct *qc, uint32_t csrc, uint16_t csport,
 	nlh = qct_header(qc, buf, IPCTNL_MSG_CT_NEW,
 	    NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
 	if (nfct_nlmsg_build(nlh, ct) < 0)
-		return -1;
+		return NULL;
 	/* An entry without its binding would steal the flow from the back
 	 * for our own stack: never send a request that lost it. */
 	if (!qct_has_attr(nlh, CTA_TUPLE_ORIG) ||
 	    !qct_has_attr(nlh, CTA_TUPLE_REPLY) ||
-	    !qct_has_attr(nlh, CTA_NAT_DST)) {
+	    !qct_has_attr(nlh, CTA_NAT_DST) ||
+	    NLMSG_ALIGN(nlh->nlmsg_len) > QCT_REQSIZE) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return nlh;
+}
+
+int
+qct_create_dnat(struct qct *qc, uint32_t csrc, uint16_t csport,
+    uint32_t fdst, uint16_t fdport, uint32_t bdst, uint16_t bdport,
+    uint32_t timeout_s)
+{
+	char buf[QCT_REQSIZE] __attribute__((aligned));
+	struct nlmsghdr *nlh;
+
+	if (!(nlh = qct_build_create(qc, buf, csrc, csport, fdst, fdport, bdst,
+	    bdport, timeout_s)))
+		return -1;
+	return qct_talk(qc, nlh, NULL);
+}
+
+/*
+ * The create, and after it in the same datagram the request built by
+ * build (given its sequence number): one send and one read for both, the
+ * acks all queued by the time the send returns (the kernel handles the
+ * messages in order, in our context, and goes on after one fails).
+ */
+int
+qct_create_dnat_and(struct qct *qc, uint32_t csrc, uint16_t csport,
+    uint32_t fdst, uint16_t fdport, uint32_t bdst, uint16_t bdport,
+    uint32_t timeout_s, qct_build_cb build, void *arg, int *err2)
+{
+	char buf[2 * QCT_REQSIZE] __attribute__((aligned));
+	const struct nlmsghdr *r;
+	const struct nlmsgerr *err;
+	struct nlmsghdr *nlh;
+	unsigned int seq1, seq2;
+	size_t off, len2;
+	ssize_t n;
+	int got = 0, err1 = -1, len;
+
+	*err2 = -1;
+	if (qc->qc_dirty)
+		qct_drain(qc);
+	if (!(nlh = qct_build_create(qc, buf, csrc, csport, fdst, fdport, bdst,
+	    bdport, timeout_s)))
+		return -1;
+	seq1 = nlh->nlmsg_seq;
+	off = NLMSG_ALIGN(nlh->nlmsg_len);
+	seq2 = ++qc->qc_seq;
+	if ((len2 = build(buf + off, sizeof(buf) - off, seq2, arg)) == 0) {
 		errno = EINVAL;
 		return -1;
 	}
-	return qct_talk(qc, nlh, NULL);
+	if (mnl_socket_sendto(qc->qc_nl, buf, off + len2) < 0)
+		return -1;
+	while (got < 2) {
+		n = recv(mnl_socket_get_fd(qc->qc_nl), qc->qc_buf,
+		    QCT_BUFSIZE, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len = (int)n;
+		for (r = (const struct nlmsghdr *)qc->qc_buf;
+		    mnl_nlmsg_ok(r, len); r = mnl_nlmsg_next(r, &len)) {
+			if (r->nlmsg_type != NLMSG_ERROR ||
+			    (r->nlmsg_pid && r->nlmsg_pid != qc->qc_portid))
+				continue;
+			err = mnl_nlmsg_get_payload(r);
+			if (r->nlmsg_seq == seq1 && err1 == -1) {
+				err1 = -err->error;
+				got++;
+			} else if (r->nlmsg_seq == seq2 && *err2 == -1) {
+				*err2 = -err->error;
+				got++;
+			}
+		}
+	}
+	/* An ack we could not read (a full receive buffer) may come later:
+	 * drained before the next request. */
+	if (got < 2)
+		qc->qc_dirty = 1;
+	if (err1 != 0) {
+		errno = err1 == -1 ? EIO : err1;
+		return -1;
+	}
+	return 0;
 }
 
 static void

@@ -31,8 +31,11 @@
 
 #include <libipset/ipset.h>
 #include <libipset/data.h>
+#include <libipset/linux_ip_set_hash.h>
 #include <libipset/session.h>
 #include <libipset/types.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nfnetlink.h>
 
 #include "nf.h"
 
@@ -466,6 +469,116 @@ qset_del(struct qset *qs, const char *name, uint32_t cip, uint16_t cport,
     uint32_t dip)
 {
 	return qset_adt(qs, IPSET_CMD_DEL, name, cip, cport, dip);
+}
+
+/*
+ * The add as a message of our own, for a caller that sends it in one
+ * datagram with its conntrack create (steer.c, nf_ct.c): libipset owns
+ * its socket and reads each reply before it returns, so it cannot share
+ * a system call.  The same request libipset makes for qset_add(): the
+ * protocol version, the name, the element nested as hash:ip,port,ip
+ * parses it (addresses and port in network order, and flagged so, or the
+ * kernel refuses them); without NLM_F_EXCL, as IPSET_ENV_EXIST, an entry
+ * already there is success.
+ */
+size_t
+qset_add_build(char *buf, size_t room, uint32_t seq, const char *name,
+    uint32_t cip, uint16_t cport, uint32_t dip)
+{
+	struct nlmsghdr *nlh;
+	struct nfgenmsg *nfg;
+	struct nlattr *data, *ip;
+	size_t nlen;
+
+	nlen = name != NULL ? strlen(name) : 0;
+	if (nlen == 0 || nlen >= IPSET_MAXNAMELEN || room < QSET_ADD_MSGLEN)
+		return 0;
+	memset(buf, 0, QSET_ADD_MSGLEN);
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = (NFNL_SUBSYS_IPSET << 8) | IPSET_CMD_ADD;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = seq;
+	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = NFPROTO_IPV4;
+	nfg->version = NFNETLINK_V0;
+	nfg->res_id = 0;
+	mnl_attr_put_u8(nlh, IPSET_ATTR_PROTOCOL, IPSET_PROTOCOL);
+	mnl_attr_put_strz(nlh, IPSET_ATTR_SETNAME, name);
+	data = mnl_attr_nest_start(nlh, IPSET_ATTR_DATA);
+	ip = mnl_attr_nest_start(nlh, IPSET_ATTR_IP);
+	mnl_attr_put_u32(nlh, IPSET_ATTR_IPADDR_IPV4 | NLA_F_NET_BYTEORDER,
+	    cip);
+	mnl_attr_nest_end(nlh, ip);
+	mnl_attr_put_u16(nlh, IPSET_ATTR_PORT | NLA_F_NET_BYTEORDER,
+	    htons(cport));
+	mnl_attr_put_u8(nlh, IPSET_ATTR_PROTO, IPPROTO_TCP);
+	ip = mnl_attr_nest_start(nlh, IPSET_ATTR_IP2);
+	mnl_attr_put_u32(nlh, IPSET_ATTR_IPADDR_IPV4 | NLA_F_NET_BYTEORDER,
+	    dip);
+	mnl_attr_nest_end(nlh, ip);
+	mnl_attr_nest_end(nlh, data);
+	return nlh->nlmsg_len;
+}
+
+/*
+ * Before a qset_add_build() message goes: the set checked to be ours (a
+ * round trip the first time a name is seen) and the queued deletes sent,
+ * which may hold this very entry's delete from a flow that ended on the
+ * same tuple: the kernel must see it before the add.
+ */
+int
+qset_add_prepare(struct qset *qs, const char *name)
+{
+	qs->qs_err[0] = '\0';
+	if (name == NULL || name[0] == '\0' ||
+	    strlen(name) >= IPSET_MAXNAMELEN)
+		return qset_fail(qs, EINVAL, "ipset: invalid set name");
+	if (qset_ensure(qs, name) < 0)
+		return -1;
+	qset_send_queued(qs);
+	return 0;
+}
+
+/*
+ * The kernel refused a qset_add_build() message with error (its ack's,
+ * positive): the errno it stands for, with qset_strerror()'s text set as
+ * libipset would have said it.  ipset's own codes start at 4096.
+ */
+int
+qset_add_failed(struct qset *qs, const char *name, int error)
+{
+	char msg[IPSET_ERRORBUFLEN];
+	int e;
+
+	qset_forget(qs, name);	/* it may have been replaced */
+	switch (error) {
+	case IPSET_ERR_HASH_FULL:
+		e = ENOSPC;
+		(void)snprintf(msg, sizeof(msg), "Hash is full, cannot add "
+		    "more elements to set %s", name);
+		break;
+	case ENOENT:
+		e = ENOENT;
+		(void)snprintf(msg, sizeof(msg), "The set with the given name "
+		    "does not exist: %s", name);
+		break;
+	case IPSET_ERR_PROTOCOL:
+		e = EPROTO;
+		(void)snprintf(msg, sizeof(msg), "Kernel error received: "
+		    "ipset protocol error");
+		break;
+	default:
+		e = error > 0 && error < IPSET_ERR_PRIVATE ? error : EIO;
+		if (e == error)
+			(void)snprintf(msg, sizeof(msg), "Kernel error "
+			    "received: %s", strerror(e));
+		else
+			(void)snprintf(msg, sizeof(msg), "Kernel error "
+			    "received: ipset error %d", error);
+		break;
+	}
+	qset_seterr(qs, msg);
+	return e;
 }
 
 /*

@@ -316,14 +316,67 @@ steer_teardown(void)
 	free(ns.n);
 }
 
+struct set_add {
+	const char	*sa_name;
+	const struct flow *sa_f;
+};
+
+static size_t
+set_add_build(char *buf, size_t room, uint32_t seq, void *arg)
+{
+	const struct set_add *sa = arg;
+
+	return qset_add_build(buf, room, seq, sa->sa_name, sa->sa_f->f_cip,
+	    ntohs(sa->sa_f->f_cport), sa->sa_f->f_laddr);
+}
+
+/*
+ * The common case in one netlink exchange: the conntrack create and the
+ * set entry in one datagram, entry after entry (the kernel takes them in
+ * order).  1 if both are made; 0 if the create failed with EEXIST and
+ * nothing is left of the attempt (steer_add() goes the long way); -1
+ * with errno otherwise, nothing left either.
+ */
+static int
+steer_add_one(struct flow *f, const char *name, uint32_t bip, uint16_t bport)
+{
+	struct set_add sa = { .sa_name = name, .sa_f = f };
+	int rc, serr, e;
+
+	if (qset_add_prepare(qtd->set, name) == -1)
+		return -1;
+	rc = qct_create_dnat_and(qtd->ct, f->f_cip, ntohs(f->f_cport),
+	    f->f_laddr, ntohs(f->f_lport), bip, bport, 120, set_add_build, &sa,
+	    &serr);
+	if (rc == 0 && serr == 0)
+		return 1;
+	if (rc == 0) {
+		e = serr == -1 ? EIO : qset_add_failed(qtd->set, name, serr);
+		steer_ct_delete(f);
+		errno = e;
+		return -1;
+	}
+	/* No entry, or a stale one with an old binding: the set entry must
+	 * not pick up a packet meanwhile. */
+	e = errno;
+	if (serr == 0 && qset_del(qtd->set, name, f->f_cip, ntohs(f->f_cport),
+	    f->f_laddr) == -1) {
+		log_warn("flow %llu: cannot undo its set entry: %s",
+		    (unsigned long long)f->f_id, qset_strerror(qtd->set));
+		e = EIO;
+	}
+	errno = e;
+	return e == EEXIST ? 0 : -1;
+}
+
 /*
  * Steers f to its back.  The conntrack entry is made here, with its DNAT
  * binding, rather than left to the pickup of the client's next packet:
  * a FIN or RST as that packet would not be picked up (conntrack counts it
  * invalid) and would reach our own stack, which would reset the client;
  * and a full table fails here, cleanly, instead of dropping the flow's
- * packets later.  The set entry comes last, so no packet is picked up in
- * between.  Returns 0, or -1 with errno (ENOMEM: the table is full).
+ * packets later.  The set entry comes last (in the same datagram, after
+ * the create), so no packet is picked up in between.  Returns 0, or -1 with errno (ENOMEM: the table is full).
  */
 int
 steer_add(struct flow *f)
@@ -334,6 +387,13 @@ steer_add(struct flow *f)
 	char name[32];
 	int rc, tries;
 
+	steer_set_name(f->f_svc, cf->c_nodes[f->f_peer].n_id, name,
+	    sizeof(name));
+	if ((rc = steer_add_one(f, name, bip, bport)) != 0) {
+		if (rc == 1)
+			f->f_steered = 1;
+		return rc == 1 ? 0 : -1;
+	}
 	/*
 	 * Service traffic is untracked unless steered, so there is normally
 	 * no entry on this tuple.  A stale one of an earlier flow would keep
@@ -352,8 +412,6 @@ steer_add(struct flow *f)
 	}
 	if (rc == -1)
 		return -1;
-	steer_set_name(f->f_svc, cf->c_nodes[f->f_peer].n_id, name,
-	    sizeof(name));
 	if (qset_add(qtd->set, name, f->f_cip, ntohs(f->f_cport),
 	    f->f_laddr) == -1) {
 		int e = errno;
