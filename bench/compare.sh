@@ -62,6 +62,11 @@
 #                each relay then pays a loopback connection's handshake,
 #                conntrack entry and teardown, about 40 us of the back's
 #                CPU per hand-off here)
+#   ORDER=cell   cell: each mode and size measured for every contender in
+#                turn (started and stopped for it), so that the ratios of
+#                a cell come from runs minutes apart at most; contender:
+#                every cell of one contender, then the next (faster, but
+#                a machine whose speed drifts skews the ratios)
 
 set -u
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -82,12 +87,14 @@ OUT=${OUT:-/tmp/qt-bench-compare.csv}
 OUT_FLOWS=${OUT_FLOWS:-${OUT%.csv}-flows.csv}
 PLOT=${PLOT:-/tmp/qt-bench-compare.png}
 QT_UPSTREAM=${QT_UPSTREAM:-unix}
+ORDER=${ORDER:-cell}
 
 die() { echo "bench/compare.sh: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root: it builds network namespaces"
 case $RETRY in "" | *[!0-9]*) die "RETRY must be a number" ;; esac
 case $QT_UPSTREAM in unix | tcp) ;; *) die "QT_UPSTREAM must be unix or tcp" ;; esac
+case $ORDER in cell | contender) ;; *) die "ORDER must be cell or contender" ;; esac
 for v in DURATION CONNS TTFB_N QUIET_MAX CELL_QUIET NOISY FLOW_REPS; do
 	case ${!v} in '' | *[!0-9]*) die "$v must be a positive integer" ;; esac
 	[ "${!v}" -ge 1 ] || die "$v must be at least 1"
@@ -568,54 +575,84 @@ splice_check() {
 	echo "# strace check: ${SPLICE_CHECK[$c]}"
 }
 
-start=$(date +%s)
-echo "# cells: contenders [$CONTENDERS], modes [$MODES], sizes [$SIZES]; wrk $DURATION s x $CONNS connections, TTFB over $TTFB_N requests"
-QUIET_NOTES=()
-for c in $CONTENDERS; do
+# begin_contender C: started, checked, its affinity and the machine's
+# quiet noted (once per contender, the first time).
+begin_contender() {
+	local c=$1 q
 	contender_start "$c"
 	check_contender "$c"
+	[ -n "${BEGUN[$c]:-}" ] && return
+	BEGUN[$c]=1
 	AFF[$c]=""
 	[ "$c" = direct ] || AFF[$c]=$(front_affinity)
 	case $c in haproxy | haproxy-splice) splice_check "$c" ;; esac
 	if quiesce; then q="idle"; else q="NOT idle after ${QUIET_MAX}s"; fi
 	QUIET_NOTES+=("$c: machine $q before measuring (${IDLE_PCT}% of all cores busy); front: ${AFF[$c]:-none}")
 	echo "# $c: machine $q (${IDLE_PCT}% busy); front processes and CPUs: ${AFF[$c]:-none}"
+}
+
+# measure_cell C MODE SIZE: one cell's wrk run (again while other work
+# ran, RETRY times at most; the quietest kept) and its TTFB.
+measure_cell() {
+	local c=$1 mode=$2 s=$3 url k att ho0 ho1 tb0 tb1 extra=""
 	url=$(base_url "$c")
+	k="$c|$mode|$s"
+	for ((att = 0; att <= RETRY; att++)); do
+		bg_sample
+		if [ "$c" = quicktwitch ]; then
+			ho0=$(qt_counter 1 handed_off); tb0=$(qt_counter 1 taken_back)
+		fi
+		wrk_run "$mode" "$url" "$DURATION" "$CONNS" "${PA[$s]}" "${PB[$s]}"
+		if [ "$att" = 0 ] || [ "$FGN" -lt "${R_FGN[$k]}" ]; then
+			R_REQ[$k]=$W_REQ R_ERR[$k]=$W_ERR R_L50[$k]=$W_L50 R_L99[$k]=$W_L99
+			R_BG0[$k]=$BG0 R_BGA[$k]=$BGA R_FGN[$k]=$FGN
+			R_RPS[$k]=$(awk -v r="$W_REQ" -v d="$W_DUR_US" 'BEGIN {printf "%.0f", r * 1e6 / d}')
+			R_FCPU[$k]=$(us_per "$D0" ticks "$W_REQ")
+			R_MCPU[$k]=$(us_per "$DM" ticks "$W_REQ")
+			R_FPROC[$k]=$(us_per "$DP" ns "$W_REQ")
+			extra=""
+			if [ "$c" = quicktwitch ]; then
+				ho1=$(qt_counter 1 handed_off); tb1=$(qt_counter 1 taken_back)
+				extra=" hand-offs $((ho1 - ho0)), taken back $((tb1 - tb0))"
+			fi
+		fi
+		[ "$FGN" -le "$NOISY" ] && break
+		[ "$att" -lt "$RETRY" ] &&
+		    echo "# $c $mode $s: other work took $FGN% of a CPU during the run: again"
+	done
+	ttfb "$c" "$mode" "$s" "$url" "${PA[$s]}" "${PB[$s]}"
+	R_T50[$k]=$T50 R_T99[$k]=$T99 R_TBAD[$k]=$TBAD
+	echo "# [$(front_affinity)] $c $mode $s: ${R_RPS[$k]} req/s, front ${R_FCPU[$k]} us/req (procs ${R_FPROC[$k]}), machine ${R_MCPU[$k]} us/req, ttfb $T50/$T99 ms, errors ${R_ERR[$k]}+$TBAD, bg cpu0 ${R_BG0[$k]}%, foreign ${R_FGN[$k]}%$extra"
+}
+
+start=$(date +%s)
+echo "# cells: contenders [$CONTENDERS], modes [$MODES], sizes [$SIZES]; wrk $DURATION s x $CONNS connections, TTFB over $TTFB_N requests; order $ORDER"
+QUIET_NOTES=()
+declare -A BEGUN
+if [ "$ORDER" = contender ]; then
+	for c in $CONTENDERS; do
+		begin_contender "$c"
+		for mode in $MODES; do
+			for s in $SIZES; do
+				measure_cell "$c" "$mode" "$s"
+			done
+		done
+		contender_stop "$c"
+	done
+else
+	# The machine's speed drifts over minutes (a shared host): each
+	# cell's contenders one after another, so that a ratio compares
+	# runs made within a minute of each other.
 	for mode in $MODES; do
 		for s in $SIZES; do
-			k="$c|$mode|$s"
-			# Measured again (RETRY times at most) while other work
-			# ran during the run; the quietest run is kept.
-			for ((att = 0; att <= RETRY; att++)); do
-				bg_sample
-				if [ "$c" = quicktwitch ]; then
-					ho0=$(qt_counter 1 handed_off); tb0=$(qt_counter 1 taken_back)
-				fi
-				wrk_run "$mode" "$url" "$DURATION" "$CONNS" "${PA[$s]}" "${PB[$s]}"
-				if [ "$att" = 0 ] || [ "$FGN" -lt "${R_FGN[$k]}" ]; then
-					R_REQ[$k]=$W_REQ R_ERR[$k]=$W_ERR R_L50[$k]=$W_L50 R_L99[$k]=$W_L99
-					R_BG0[$k]=$BG0 R_BGA[$k]=$BGA R_FGN[$k]=$FGN
-					R_RPS[$k]=$(awk -v r="$W_REQ" -v d="$W_DUR_US" 'BEGIN {printf "%.0f", r * 1e6 / d}')
-					R_FCPU[$k]=$(us_per "$D0" ticks "$W_REQ")
-					R_MCPU[$k]=$(us_per "$DM" ticks "$W_REQ")
-					R_FPROC[$k]=$(us_per "$DP" ns "$W_REQ")
-					extra=""
-					if [ "$c" = quicktwitch ]; then
-						ho1=$(qt_counter 1 handed_off); tb1=$(qt_counter 1 taken_back)
-						extra=" hand-offs $((ho1 - ho0)), taken back $((tb1 - tb0))"
-					fi
-				fi
-				[ "$FGN" -le "$NOISY" ] && break
-				[ "$att" -lt "$RETRY" ] &&
-				    echo "# $c $mode $s: other work took $FGN% of a CPU during the run: again"
+			for c in $CONTENDERS; do
+				begin_contender "$c"
+				measure_cell "$c" "$mode" "$s"
+				contender_stop "$c"
 			done
-			ttfb "$c" "$mode" "$s" "$url" "${PA[$s]}" "${PB[$s]}"
-			R_T50[$k]=$T50 R_T99[$k]=$T99 R_TBAD[$k]=$TBAD
-			echo "# [$(front_affinity)] $c $mode $s: ${R_RPS[$k]} req/s, front ${R_FCPU[$k]} us/req (procs ${R_FPROC[$k]}), machine ${R_MCPU[$k]} us/req, ttfb $T50/$T99 ms, errors ${R_ERR[$k]}+$TBAD, bg cpu0 ${R_BG0[$k]}%, foreign ${R_FGN[$k]}%$extra"
 		done
 	done
-	contender_stop "$c"
-done
+fi
 elapsed=$(($(date +%s) - start))
 
 # --- flow-table scaling ----------------------------------------------------------
