@@ -231,9 +231,13 @@ qct_delete(struct qct *qc, uint32_t src, uint16_t sport, uint32_t dst,
 
 /* The acks of a batch sent with sequence numbers first..last: all queued
  * by the time the send returned (the kernel handles the messages in the
- * sender's context), so read without waiting. */
+ * sender's context), so read without waiting.  -1 with the first error
+ * but ENOENT; errs, if given, gets each message's (0, or the error), as
+ * far as its ack was read.  Fewer acks than want leaves the socket dirty:
+ * the rest may come later. */
 static int
-qct_batch_acks(struct qct *qc, unsigned first, unsigned last, size_t want)
+qct_batch_acks(struct qct *qc, unsigned first, unsigned last, size_t want,
+    int *errs)
 {
 	const struct nlmsghdr *nlh;
 	const struct nlmsgerr *err;
@@ -257,10 +261,14 @@ qct_batch_acks(struct qct *qc, unsigned first, unsigned last, size_t want)
 				continue;
 			got++;
 			err = mnl_nlmsg_get_payload(nlh);
+			if (errs != NULL)
+				errs[nlh->nlmsg_seq - first] = -err->error;
 			if (err->error && -err->error != ENOENT && !first_err)
 				first_err = -err->error;
 		}
 	}
+	if (got < want)
+		qc->qc_dirty = 1;
 	if (first_err) {
 		errno = first_err;
 		return -1;
@@ -300,7 +308,7 @@ qct_delete_many(struct qct *qc, const struct qct_tuple *t, size_t n)
 				e = errno;
 			continue;
 		}
-		if (qct_batch_acks(qc, first, qc->qc_seq, k) == -1 && !e)
+		if (qct_batch_acks(qc, first, qc->qc_seq, k, NULL) == -1 && !e)
 			e = errno;
 	}
 	if (e) {
@@ -418,13 +426,10 @@ qct_create_dnat_and(struct qct *qc, uint32_t csrc, uint16_t csport,
     uint32_t timeout_s, qct_build_cb build, void *arg, int *err2)
 {
 	char buf[2 * QCT_REQSIZE] __attribute__((aligned));
-	const struct nlmsghdr *r;
-	const struct nlmsgerr *err;
 	struct nlmsghdr *nlh;
-	unsigned int seq1, seq2;
+	unsigned int seq1;
 	size_t off, len2;
-	ssize_t n;
-	int got = 0, err1 = -1, len;
+	int errs[2] = { -1, -1 };
 
 	*err2 = -1;
 	if (qc->qc_dirty)
@@ -434,42 +439,17 @@ qct_create_dnat_and(struct qct *qc, uint32_t csrc, uint16_t csport,
 		return -1;
 	seq1 = nlh->nlmsg_seq;
 	off = NLMSG_ALIGN(nlh->nlmsg_len);
-	seq2 = ++qc->qc_seq;
-	if ((len2 = build(buf + off, sizeof(buf) - off, seq2, arg)) == 0) {
+	if ((len2 = build(buf + off, sizeof(buf) - off, ++qc->qc_seq,
+	    arg)) == 0) {
 		errno = EINVAL;
 		return -1;
 	}
 	if (mnl_socket_sendto(qc->qc_nl, buf, off + len2) < 0)
 		return -1;
-	while (got < 2) {
-		n = recv(mnl_socket_get_fd(qc->qc_nl), qc->qc_buf,
-		    QCT_BUFSIZE, MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len = (int)n;
-		for (r = (const struct nlmsghdr *)qc->qc_buf;
-		    mnl_nlmsg_ok(r, len); r = mnl_nlmsg_next(r, &len)) {
-			if (r->nlmsg_type != NLMSG_ERROR ||
-			    (r->nlmsg_pid && r->nlmsg_pid != qc->qc_portid))
-				continue;
-			err = mnl_nlmsg_get_payload(r);
-			if (r->nlmsg_seq == seq1 && err1 == -1) {
-				err1 = -err->error;
-				got++;
-			} else if (r->nlmsg_seq == seq2 && *err2 == -1) {
-				*err2 = -err->error;
-				got++;
-			}
-		}
-	}
-	/* An ack we could not read (a full receive buffer) may come later:
-	 * drained before the next request. */
-	if (got < 2)
-		qc->qc_dirty = 1;
-	if (err1 != 0) {
-		errno = err1 == -1 ? EIO : err1;
+	(void)qct_batch_acks(qc, seq1, seq1 + 1, 2, errs);
+	*err2 = errs[1];
+	if (errs[0] != 0) {
+		errno = errs[0] == -1 ? EIO : errs[0];
 		return -1;
 	}
 	return 0;
