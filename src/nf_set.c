@@ -529,10 +529,9 @@ qset_add_build(char *buf, size_t room, uint32_t seq, const char *name,
 int
 qset_add_prepare(struct qset *qs, const char *name)
 {
-	qs->qs_err[0] = '\0';
-	if (name == NULL || name[0] == '\0' ||
-	    strlen(name) >= IPSET_MAXNAMELEN)
-		return qset_fail(qs, EINVAL, "ipset: invalid set name");
+	/* The name's checks are qset_begin()'s, on the way to the type. */
+	if (name == NULL)
+		return qset_fail(qs, EINVAL, "ipset: no set name");
 	if (qset_ensure(qs, name) < 0)
 		return -1;
 	qset_send_queued(qs);
