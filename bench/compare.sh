@@ -45,7 +45,11 @@
 #   CONTENDERS="quicktwitch haproxy haproxy-splice nginx direct"
 #   TTFB_N=200     sequential curl requests per cell for the TTFB
 #   FLOWS="0 10000 50000"   live hand-offs for the scaling part ("" skips it)
-#   FLOW_REPS=3  wrk runs per flow count; the median one is reported
+#   FLOW_REPS=5  wrk runs per flow count; the median one is reported
+#   FLOW_AFTER=1 measure the empty table again once the flows are released
+#                (row "after": the machine's drift over the scaling part)
+#   FLOW_PERF=0  1: one more wrk run per row under perf record -a -C 0,
+#                not counted; CPU 0's top symbols per row in the log
 #   QUIET_MAX=10   seconds to wait at most for an idle machine per contender
 #   CELL_QUIET=10  seconds to wait at most for an idle CPU 0 before each cell
 #   NOISY=5 RETRY=1  a cell during which other programs took more than
@@ -78,7 +82,9 @@ MODES=${MODES:-keepalive close}
 CONTENDERS=${CONTENDERS:-quicktwitch haproxy haproxy-splice nginx direct}
 TTFB_N=${TTFB_N:-200}
 FLOWS=${FLOWS-0 10000 50000}
-FLOW_REPS=${FLOW_REPS:-3}
+FLOW_REPS=${FLOW_REPS:-5}
+FLOW_AFTER=${FLOW_AFTER:-1}
+FLOW_PERF=${FLOW_PERF:-0}
 QUIET_MAX=${QUIET_MAX:-10}
 CELL_QUIET=${CELL_QUIET:-10}
 RETRY=${RETRY:-1}
@@ -93,6 +99,9 @@ die() { echo "bench/compare.sh: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root: it builds network namespaces"
 case $RETRY in "" | *[!0-9]*) die "RETRY must be a number" ;; esac
+case $FLOW_AFTER in 0 | 1) ;; *) die "FLOW_AFTER must be 0 or 1" ;; esac
+case $FLOW_PERF in 0 | 1) ;; *) die "FLOW_PERF must be 0 or 1" ;; esac
+[ "$FLOW_PERF" = 0 ] || command -v perf >/dev/null || die "FLOW_PERF=1 needs perf (apt-get install linux-perf)"
 case $QT_UPSTREAM in unix | tcp) ;; *) die "QT_UPSTREAM must be unix or tcp" ;; esac
 case $ORDER in cell | contender) ;; *) die "ORDER must be cell or contender" ;; esac
 for v in DURATION CONNS TTFB_N QUIET_MAX CELL_QUIET NOISY FLOW_REPS; do
@@ -659,6 +668,7 @@ elapsed=$(($(date +%s) - start))
 
 declare -A F_LIVE F_HELD F_LOST F_IDLE F_IDLEP F_RPS F_FCPU F_FPROC F_MCPU F_T50 F_T99 F_ERR F_BG0 F_FGN F_WERR F_TB F_RSS
 FLOW_LEVELS=$(for f in $FLOWS; do echo "$f"; done | sort -n | uniq | tr '\n' ' ')
+FLOW_KEYS=$FLOW_LEVELS
 FLOW_NOTE=""
 fs=${SIZES%% *}
 if [ -n "$FLOW_LEVELS" ]; then
@@ -681,6 +691,60 @@ if [ -n "$FLOW_LEVELS" ]; then
 	held=0
 	hk=0
 	HPIDS=()
+	# flow_measure KEY TB0: one row of the table, with the flows now held.
+	flow_measure() {
+		local K=$1 tb0=$2 lost j att
+		sleep 2
+		F_HELD[$K]=$held
+		F_LIVE[$K]=$(qt_counter 1 handed-off)
+		# Idle cost of the table: CPU 0 and the daemon over DURATION s.
+		p0=$(front_proc_ns)
+		read -r z0 _ < <(cpu_snap)
+		sleep "$DURATION"
+		read -r z1 _ < <(cpu_snap)
+		p1=$(front_proc_ns)
+		F_IDLE[$K]=$(awk -v d=$((z1 - z0)) -v hz="$HZ" -v t="$DURATION" 'BEGIN {printf "%.1f", d * 100 / hz / t}')
+		F_IDLEP[$K]=$(awk -v d=$((p1 - p0)) -v t="$DURATION" 'BEGIN {printf "%.1f", d / 1e7 / t}')
+		# The front daemon's resident memory with the flows held, MB.
+		F_RSS[$K]=$(awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/${DPID[1]}/status" 2>/dev/null)
+		# FLOW_REPS runs; the one with the median front CPU is kept
+		# (whole rows, so the figures stay of one run): the machine's
+		# noise moves single runs by more than the effect measured.
+		: >"$TMP/flowreps"
+		for ((att = 0; att < FLOW_REPS; att++)); do
+			bg_sample
+			wrk_run close "http://$FRONT" "$DURATION" "$CONNS" "${PA[$fs]}" "${PB[$fs]}"
+			echo "$(us_per "$D0" ticks "$W_REQ")" \
+			    "$(awk -v r="$W_REQ" -v d="$W_DUR_US" 'BEGIN {printf "%.0f", r * 1e6 / d}')" \
+			    "$(us_per "$DM" ticks "$W_REQ") $(us_per "$DP" ns "$W_REQ")" \
+			    "$BG0 $FGN $W_ERR" >>"$TMP/flowreps"
+		done
+		read -r F_FCPU[$K] F_RPS[$K] F_MCPU[$K] F_FPROC[$K] F_BG0[$K] F_FGN[$K] F_WERR[$K] < \
+		    <(sort -g "$TMP/flowreps" | sed -n "$(((FLOW_REPS + 1) / 2))p")
+		echo "# flows $K: front us/hand-off of the $FLOW_REPS runs: $(cut -d' ' -f1 "$TMP/flowreps" | tr '\n' ' ')"
+		if [ "$FLOW_PERF" = 1 ]; then
+			# Where CPU 0's time goes at this count, from a run of its
+			# own: perf's sampling would weigh on the runs above.
+			perf record -q -a -C 0 -g -o "$TMP/perf-$K.data" >/dev/null 2>&1 &
+			local pp=$!
+			sleep 0.5
+			wrk_run close "http://$FRONT" "$DURATION" "$CONNS" "${PA[$fs]}" "${PB[$fs]}"
+			kill -INT "$pp"; wait "$pp"
+			perf report -q -i "$TMP/perf-$K.data" --no-children --sort sym \
+			    --percent-limit 0.7 -g none 2>/dev/null | grep -v '^$' | head -n 30 |
+			    sed "s/^/# perf $K: /"
+			echo "# perf $K: $W_REQ hand-offs in the recorded run"
+		fi
+		ttfb quicktwitch close "$fs" "http://$FRONT" "${PA[$fs]}" "${PB[$fs]}"
+		F_T50[$K]=$T50 F_T99[$K]=$T99 F_ERR[$K]=$((F_WERR[$K] + TBAD))
+		F_TB[$K]=$(($(qt_counter 1 taken_back) - tb0))
+		lost=0
+		for ((j = 1; j <= hk; j++)); do
+			[ -s "$TMP/hold$j.status" ] && lost=$((lost + $(awk '{print $4 + 0}' "$TMP/hold$j.status")))
+		done
+		F_LOST[$K]=$lost
+		echo "# flows $K: live ${F_LIVE[$K]}, idle cpu0 ${F_IDLE[$K]}%, ${F_RPS[$K]} hand-offs/s, front ${F_FCPU[$K]} us/hand-off, ttfb $T50/$T99 ms"
+	}
 	for L in $FLOW_LEVELS; do
 		tb0=$(qt_counter 1 taken_back)
 		need=$((L - held))
@@ -690,7 +754,10 @@ if [ -n "$FLOW_LEVELS" ]; then
 			need=$((need - n))
 			hk=$((hk + 1))
 			rm -f "$TMP/hold$hk.status"
-			in_client python3 "$REPO/bench/holdconns.py" "$FRONT" 80 "$n" \
+			# Not through in_client: $! must be the holder itself (ip
+			# netns exec execs it), which closes its flows on SIGTERM;
+			# a function's subshell dies and leaves it holding them.
+			ip netns exec "$CL" python3 "$REPO/bench/holdconns.py" "$FRONT" 80 "$n" \
 			    "$TMP/hold$hk.status" "/${PA[$fs]},/${PB[$fs]},/$PC" "${srcs[@]}" \
 			    > "$TMP/hold$hk.out" 2>&1 &
 			HPIDS+=($!)
@@ -708,45 +775,26 @@ if [ -n "$FLOW_LEVELS" ]; then
 				FLOW_NOTE="$FLOW_NOTE holder $hk failed;"
 			fi
 		done
-		sleep 2
-		F_HELD[$L]=$held
-		F_LIVE[$L]=$(qt_counter 1 handed-off)
-		# Idle cost of the table: CPU 0 and the daemon over DURATION s.
-		p0=$(front_proc_ns)
-		read -r z0 _ < <(cpu_snap)
-		sleep "$DURATION"
-		read -r z1 _ < <(cpu_snap)
-		p1=$(front_proc_ns)
-		F_IDLE[$L]=$(awk -v d=$((z1 - z0)) -v hz="$HZ" -v t="$DURATION" 'BEGIN {printf "%.1f", d * 100 / hz / t}')
-		F_IDLEP[$L]=$(awk -v d=$((p1 - p0)) -v t="$DURATION" 'BEGIN {printf "%.1f", d / 1e7 / t}')
-		# The front daemon's resident memory with the flows held, MB.
-		F_RSS[$L]=$(awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/${DPID[1]}/status" 2>/dev/null)
-		# FLOW_REPS runs; the one with the median front CPU is kept
-		# (whole rows, so the figures stay of one run): the machine's
-		# noise moves single runs by more than the effect measured.
-		: >"$TMP/flowreps"
-		for ((att = 0; att < FLOW_REPS; att++)); do
-			bg_sample
-			wrk_run close "http://$FRONT" "$DURATION" "$CONNS" "${PA[$fs]}" "${PB[$fs]}"
-			echo "$(us_per "$D0" ticks "$W_REQ")" \
-			    "$(awk -v r="$W_REQ" -v d="$W_DUR_US" 'BEGIN {printf "%.0f", r * 1e6 / d}')" \
-			    "$(us_per "$DM" ticks "$W_REQ") $(us_per "$DP" ns "$W_REQ")" \
-			    "$BG0 $FGN $W_ERR" >>"$TMP/flowreps"
-		done
-		read -r F_FCPU[$L] F_RPS[$L] F_MCPU[$L] F_FPROC[$L] F_BG0[$L] F_FGN[$L] F_WERR[$L] < \
-		    <(sort -g "$TMP/flowreps" | sed -n "$(((FLOW_REPS + 1) / 2))p")
-		echo "# flows $L: front us/hand-off of the $FLOW_REPS runs: $(cut -d' ' -f1 "$TMP/flowreps" | tr '\n' ' ')"
-		ttfb quicktwitch close "$fs" "http://$FRONT" "${PA[$fs]}" "${PB[$fs]}"
-		F_T50[$L]=$T50 F_T99[$L]=$T99 F_ERR[$L]=$((F_WERR[$L] + TBAD))
-		F_TB[$L]=$(($(qt_counter 1 taken_back) - tb0))
-		lost=0
-		for ((j = 1; j <= hk; j++)); do
-			[ -s "$TMP/hold$j.status" ] && lost=$((lost + $(awk '{print $4 + 0}' "$TMP/hold$j.status")))
-		done
-		F_LOST[$L]=$lost
-		echo "# flows $L: live ${F_LIVE[$L]}, idle cpu0 ${F_IDLE[$L]}%, ${F_RPS[$L]} hand-offs/s, front ${F_FCPU[$L]} us/hand-off, ttfb $T50/$T99 ms"
+		flow_measure "$L" "$tb0"
 	done
 	for p in "${HPIDS[@]}"; do kill "$p" 2>/dev/null; done
+	if [ "$FLOW_AFTER" = 1 ] && [ "$held" -gt 0 ]; then
+		# The empty table once more, after the flows are gone: the rows
+		# are measured one after another, minutes apart, and this
+		# machine's speed drifts by more than the 10% looked for; a
+		# difference the flows make is one this row does not share.
+		tb0=$(qt_counter 1 taken_back)
+		for p in "${HPIDS[@]}"; do wait "$p" 2>/dev/null; done
+		t0=$(date +%s)
+		while live=$(qt_counter 1 handed-off) && [ "$live" != 0 ] &&
+		    [ $(($(date +%s) - t0)) -lt $((held / 500 + 60)) ]; do
+			sleep 1
+		done
+		echo "# flows released: n1 has $live live hand-offs after $(($(date +%s) - t0)) s"
+		held=0 hk=0
+		flow_measure after "$tb0"
+		FLOW_KEYS="$FLOW_LEVELS after"
+	fi
 	felapsed=$(($(date +%s) - fstart))
 fi
 
@@ -829,10 +877,20 @@ if [ -n "$FLOW_LEVELS" ]; then
 	ffmt='%7s %7s %7s %5s %6s %6s %6s %8s %8s %5s %8s %8s %7s %5s %7s %4s %4s %4s %4s\n'
 	printf "$ffmt" flows held live lost idle0 idlep rss "hoff/s" front x fproc machine ttfb50 x ttfb99 err tb bg0 fgn
 	printf "$ffmt" "" "" "" "" "%" "%" MB "" "us" "" us us ms "" ms "" "" "%" "%"
+	# The x columns' baseline: the first row, or with an "after" row the
+	# mean of the two, so that a drift of the machine's speed across
+	# the part (linear in time) weighs on no row more than on the
+	# baseline's.  Both rows are printed: their difference is the drift.
 	first=${FLOW_LEVELS%% *}
-	for L in $FLOW_LEVELS; do
-		xf=$(ratio "${F_FCPU[$L]}" "${F_FCPU[$first]}")
-		xt=$(ratio "${F_T50[$L]}" "${F_T50[$first]}")
+	base_f=${F_FCPU[$first]} base_t=${F_T50[$first]} base_what="the first row"
+	if [ -n "${F_FCPU[after]:-}" ]; then
+		base_f=$(awk -v a="$base_f" -v b="${F_FCPU[after]}" 'BEGIN {printf "%.1f", (a + b) / 2}')
+		base_t=$(awk -v a="$base_t" -v b="${F_T50[after]}" 'BEGIN {printf "%.3f", (a + b) / 2}')
+		base_what="the mean of the first row and the after row ($base_f us, $base_t ms)"
+	fi
+	for L in $FLOW_KEYS; do
+		xf=$(ratio "${F_FCPU[$L]}" "$base_f")
+		xt=$(ratio "${F_T50[$L]}" "$base_t")
 		printf "$ffmt" "$L" "${F_HELD[$L]}" "${F_LIVE[$L]}" "${F_LOST[$L]}" "${F_IDLE[$L]}" "${F_IDLEP[$L]}" \
 		    "${F_RSS[$L]:--}" "${F_RPS[$L]}" "${F_FCPU[$L]}" "$xf" "${F_FPROC[$L]}" "${F_MCPU[$L]}" "${F_T50[$L]}" "$xt" \
 		    "${F_T99[$L]}" "${F_ERR[$L]}" "${F_TB[$L]}" "${F_BG0[$L]}" "${F_FGN[$L]}"
@@ -846,10 +904,11 @@ if [ -n "$FLOW_LEVELS" ]; then
 	echo "idlep    the front daemon's own share of it (schedstat), %."
 	echo "rss      the front daemon's resident memory with the flows held, MB."
 	echo "hoff/s   wrk -c $CONNS, Connection: close, $DURATION s: every request a hand-off."
-	echo "front    CPU 0 per hand-off, us; x: against the first row."
+	echo "front    CPU 0 per hand-off, us; x: against $base_what."
+	echo "after    the empty table again, once the flows were released (FLOW_AFTER)."
 	echo "fproc    the front daemon's own CPU per hand-off, us."
 	echo "ttfb     curl time_starttransfer of $TTFB_N sequential Connection: close"
-	echo "         requests through n1 (connect + hand-off + first byte), ms."
+	echo "         requests through n1 (connect + hand-off + first byte), ms; x: as for front."
 	echo "tb       hand-offs n1 took back (served itself) while this row's flows were"
 	echo "         opened and measured (qtctl stats taken_back)."
 	echo "bg0, fgn as above. Backs: the daemons' built-in responder on n2, n3, n4."

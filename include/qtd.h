@@ -237,6 +237,7 @@ void		 flow_stop_watchers(struct flow *);
 void		 flow_hash_add(struct flow *);
 struct flow	*flow_by_token(int back, const uint8_t token[QT_TOKEN_LEN]);
 void		 flow_tuple_add(struct flow *);
+uint32_t	 flow_tuple_hv(uint32_t cip, uint16_t cport, uint16_t lport);
 struct flow	*flow_by_tuple(int back, uint32_t cip, uint16_t cport,
 		    uint16_t lport);
 int		 flow_buf_reserve(struct flow *, size_t more);
