@@ -252,8 +252,11 @@ int	hdr_verify(const uint8_t buf[HDR_LEN], const struct hdr_tuple *,
 int	repair_freeze(int fd, struct repair_state *, char *extra,
 	    size_t extra_max, size_t *extra_len);
 int	repair_thaw(int fd);
-/* A new socket bound to local and connected to peer, in exactly rs. */
-int	repair_restore(const struct sockaddr_in *local,
+/* A socket ready for repair_restore (SO_REUSEADDR, then repair mode). */
+int	repair_socket(void);
+/* Socket fd (from repair_socket, or -1: a new one) bound to local and
+ * connected to peer, in exactly rs; on failure it is closed. */
+int	repair_restore(int fd, const struct sockaddr_in *local,
 	    const struct sockaddr_in *peer, const struct repair_state *);
 /* A frozen socket closes with nothing sent. */
 void	repair_close(int fd);

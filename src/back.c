@@ -315,6 +315,49 @@ back_unheard(struct flow *f)
 	return 0;
 }
 
+/*
+ * Sockets made ahead for rebuilds (repair_socket): the loop makes one
+ * before it sleeps, while the pool is short, so that a replay finds the
+ * flow-independent steps done.  Not while a relay's request is with our
+ * server, for the same reason the confirmations wait (the server runs
+ * only once we sleep); the next turn's prepare makes it.  If one cannot
+ * be made (descriptors out), the watcher stops until the next rebuild,
+ * which then makes its own.
+ */
+#define RSOCK_POOL	4
+static int			rsock[RSOCK_POOL];
+static unsigned			rsock_n;
+static ev_prepare		rsock_prep;
+
+static void
+rsock_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	int fd;
+
+	(void)revents;
+	if (relay_awaiting() > 0)
+		return;
+	if (rsock_n < RSOCK_POOL && (fd = repair_socket()) != -1)
+		rsock[rsock_n++] = fd;
+	else
+		ev_prepare_stop(loop, w);
+	if (rsock_n == RSOCK_POOL)
+		ev_prepare_stop(loop, w);
+}
+
+/* A socket for a rebuild, -1 if none is ready; the pool refills. */
+static int
+rsock_take(void)
+{
+	int fd = rsock_n > 0 ? rsock[--rsock_n] : -1;
+
+	if (!ev_is_active(&rsock_prep)) {
+		ev_prepare_init(&rsock_prep, rsock_prepare);
+		ev_prepare_start(qtd->loop, &rsock_prep);
+	}
+	return fd;
+}
+
 static void
 rebuild(struct reasm *a)
 {
@@ -328,7 +371,7 @@ rebuild(struct reasm *a)
 	local.sin_port = a->a_bport;
 	peer.sin_addr.s_addr = a->a_cip;
 	peer.sin_port = a->a_cport;
-	fd = repair_restore(&local, &peer, &a->a_hdr.h_rs);
+	fd = repair_restore(rsock_take(), &local, &peer, &a->a_hdr.h_rs);
 	if (fd == -1) {
 		int e = errno;
 
@@ -521,6 +564,11 @@ cap_ready(struct ev_loop *loop, ev_io *w, int revents)
 void
 back_capture_stop(void)
 {
+	/* Unbound and unconnected: their close sends nothing. */
+	if (ev_is_active(&rsock_prep))
+		ev_prepare_stop(qtd->loop, &rsock_prep);
+	while (rsock_n > 0)
+		(void)close(rsock[--rsock_n]);
 	if (!qtd->cap)
 		return;
 	ev_io_stop(qtd->loop, &qtd->cap_io);

@@ -126,13 +126,15 @@ repair_close(int fd)
 	(void)close(fd);
 }
 
+/*
+ * The first steps of a rebuild, which depend on no flow: back.c keeps a
+ * few such sockets made while it waits, three system calls off the
+ * path from the replay to the client's first byte.
+ */
 int
-repair_restore(const struct sockaddr_in *local, const struct sockaddr_in *peer,
-    const struct repair_state *rs)
+repair_socket(void)
 {
-	struct tcp_repair_opt opts[4];
-	struct tcp_repair_window w;
-	int fd, n = 0, saved;
+	int fd, saved;
 
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
@@ -142,14 +144,37 @@ repair_restore(const struct sockaddr_in *local, const struct sockaddr_in *peer,
 	 * with EADDRINUSE while another socket holds the port. */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 },
 	    sizeof(int)) == -1 ||
-	    setint(fd, TCP_REPAIR, TCP_REPAIR_ON) == -1 ||
-	    bind(fd, (const struct sockaddr *)local, sizeof(*local)) == -1)
+	    setint(fd, TCP_REPAIR, TCP_REPAIR_ON) == -1) {
+		saved = errno;
+		(void)close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Rebuilds the connection on fd, a socket from repair_socket() (-1: one
+ * is made here).  Returns fd, or -1 with the socket closed.
+ */
+int
+repair_restore(int fd, const struct sockaddr_in *local,
+    const struct sockaddr_in *peer, const struct repair_state *rs)
+{
+	struct tcp_repair_opt opts[4];
+	struct tcp_repair_window w;
+	int n = 0, saved;
+
+	if (fd == -1 && (fd = repair_socket()) == -1)
+		return -1;
+	if (bind(fd, (const struct sockaddr *)local, sizeof(*local)) == -1)
 		goto fail;
+	/* The queue selected last stays so: it only matters to data sent
+	 * or read in repair mode, and we leave repair mode with none. */
 	if (setint(fd, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE) == -1 ||
 	    setint(fd, TCP_QUEUE_SEQ, (int)rs->rs_snd_seq) == -1 ||
 	    setint(fd, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE) == -1 ||
-	    setint(fd, TCP_QUEUE_SEQ, (int)rs->rs_rcv_nxt) == -1 ||
-	    setint(fd, TCP_REPAIR_QUEUE, TCP_NO_QUEUE) == -1)
+	    setint(fd, TCP_QUEUE_SEQ, (int)rs->rs_rcv_nxt) == -1)
 		goto fail;
 	/* In repair mode connect() sends nothing: the socket is simply
 	 * ESTABLISHED. */
