@@ -260,6 +260,8 @@ int	repair_restore(int fd, const struct sockaddr_in *local,
 	    const struct sockaddr_in *peer, const struct repair_state *);
 /* A frozen socket closes with nothing sent. */
 void	repair_close(int fd);
+/* The same, for a socket repair_freeze() froze and nothing thawed. */
+void	repair_drop(int fd);
 int	tcp_state(int fd);	/* TCP_INFO tcpi_state, -1 on error */
 /* 1 if the peer has acknowledged or sent a byte since the socket was
  * made (or rebuilt), 0 if not, -1 on error. */

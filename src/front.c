@@ -488,7 +488,8 @@ front_confirmed(struct flow *f)
 		return;
 	}
 	ev_timer_stop(qtd->loop, &f->f_timer);
-	repair_close(f->f_fd);
+	/* Replaying: its freeze succeeded, and only a take-back thaws. */
+	repair_drop(f->f_fd);
 	f->f_fd = -1;
 	f->f_frozen = 0;
 	/* The request was kept for a take-back, which cannot come now: its
