@@ -52,6 +52,9 @@
 #                not counted; CPU 0's top symbols per row in the log
 #   QUIET_MAX=10   seconds to wait at most for an idle machine per contender
 #   CELL_QUIET=10  seconds to wait at most for an idle CPU 0 before each cell
+#   DRAIN_MAX=15 seconds to wait at most, after a quicktwitch run, for n1's
+#                flow table to be as before it (the flows' teardown is
+#                part of the run and of its CPU)
 #   NOISY=5 RETRY=1  a cell during which other programs took more than
 #                NOISY% of a CPU is measured again, RETRY times at most;
 #                the quietest run is kept
@@ -89,6 +92,8 @@ QUIET_MAX=${QUIET_MAX:-10}
 CELL_QUIET=${CELL_QUIET:-10}
 RETRY=${RETRY:-1}
 NOISY=${NOISY:-5}
+DRAIN_MAX=${DRAIN_MAX:-15}
+DRAIN=0
 OUT=${OUT:-/tmp/qt-bench-compare.csv}
 OUT_FLOWS=${OUT_FLOWS:-${OUT%.csv}-flows.csv}
 PLOT=${PLOT:-/tmp/qt-bench-compare.png}
@@ -454,15 +459,30 @@ ttfb() {
 # (front processes) in ns, and FGN, foreign work during the run in % of
 # one CPU.
 wrk_run() {
-	local mode=$1 url=$2 dur=$3 conns=$4 z0 m0 z1 m1 p0 p1 f0 f1 line
+	local mode=$1 url=$2 dur=$3 conns=$4 z0 m0 z1 m1 p0 p1 f0 f1 line n0 n1 t0
 	shift 4
 	local hdr=()
 	[ "$mode" = close ] && hdr=(-H 'Connection: close')
+	[ "$DRAIN" = 1 ] && n0=$(qt_counter 1 flows_total)
 	f0=$(foreign_ticks)
 	p0=$(front_proc_ns)
 	read -r z0 m0 < <(cpu_snap)
 	in_client wrk -t1 -c "$conns" -d "${dur}s" --timeout 10s -s "$TMP/wrk.lua" \
 	    "${hdr[@]}" "$url/" -- "$@" > "$TMP/wrk.out" 2>&1
+	W_DRAIN=0
+	if [ "$DRAIN" = 1 ]; then
+		# A handed-off flow's end costs the front after the client has
+		# gone (the back's report, the set entry, the conntrack entry
+		# after conntrack-grace): the run is not over, nor its CPU read,
+		# until n1's table is back where it was.  The wait's idle CPU
+		# counts as well.
+		t0=$(date +%s%N)
+		while [ "$n0" != "?" ] && n1=$(qt_counter 1 flows_total) && [ "$n1" != "?" ] &&
+		    [ "$n1" -gt "$n0" ] && [ $((($(date +%s%N) - t0) / 1000000000)) -lt "$DRAIN_MAX" ]; do
+			sleep 0.1
+		done
+		W_DRAIN=$(awk -v d=$(($(date +%s%N) - t0)) 'BEGIN {printf "%.1f", d / 1e9}')
+	fi
 	read -r z1 m1 < <(cpu_snap)
 	p1=$(front_proc_ns)
 	f1=$(foreign_ticks)
@@ -606,6 +626,8 @@ measure_cell() {
 	local c=$1 mode=$2 s=$3 url k att ho0 ho1 tb0 tb1 extra=""
 	url=$(base_url "$c")
 	k="$c|$mode|$s"
+	DRAIN=0
+	[ "$c" = quicktwitch ] && DRAIN=1
 	for ((att = 0; att <= RETRY; att++)); do
 		bg_sample
 		if [ "$c" = quicktwitch ]; then
@@ -622,7 +644,7 @@ measure_cell() {
 			extra=""
 			if [ "$c" = quicktwitch ]; then
 				ho1=$(qt_counter 1 handed_off); tb1=$(qt_counter 1 taken_back)
-				extra=" hand-offs $((ho1 - ho0)), taken back $((tb1 - tb0))"
+				extra=" hand-offs $((ho1 - ho0)), taken back $((tb1 - tb0)), table drained in $W_DRAIN s"
 			fi
 		fi
 		[ "$FGN" -le "$NOISY" ] && break
@@ -680,6 +702,7 @@ if [ -n "$FLOW_LEVELS" ]; then
 	qt_configs builtin
 	qt_start
 	check_contender quicktwitch
+	DRAIN=1
 	PC=$(name_owned_by 4 "b$fs-c") || fail "no path owned by n4"
 	make_file "$PC" "${BYTES[$fs]}"
 	HOLD_MAX=$((FDMAX - 1000))
