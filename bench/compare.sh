@@ -458,6 +458,8 @@ ttfb() {
 # (latency in ms), the CPU deltas D0 (CPU 0) DM (all) in ticks, DP
 # (front processes) in ns, and FGN, foreign work during the run in % of
 # one CPU.
+# With DRAIN=1 (quicktwitch) the CPU is read once n1's flow table is back
+# to its size before the run (W_DRAIN: the seconds that took).
 wrk_run() {
 	local mode=$1 url=$2 dur=$3 conns=$4 z0 m0 z1 m1 p0 p1 f0 f1 line n0 n1 t0
 	shift 4
