@@ -3,8 +3,9 @@
 #
 # A two-node cluster and a client in namespaces (tests/integration/lib.sh).
 # N sequential requests (default 200), each on a fresh connection, for a
-# 1 KB object owned by n2, alternately through n1 (a hand-off) and straight
-# to n2 (direct).  One capture on the switch's ports (one clock for every
+# 1 KB object owned by n2, in turn through n1 (a hand-off), straight to n2
+# (direct) and, with UPSTREAM set, straight to n2's nginx on :8080 (nginx:
+# what the daemon's relay to it costs is direct minus nginx).  One capture on the switch's ports (one clock for every
 # namespace) timestamps, per connection:
 #
 #   req     the client's request leaves the client's port
@@ -14,7 +15,7 @@
 # and prints the medians and p90 of req->replay (the front: its wake-up,
 # parse, steering, freeze, replay), replay->resp (the back: its capture's
 # wake-up, checks, rebuild, response) and req->resp, with the direct
-# request's req->resp beside it.  Figures only; exits 0 unless the setup
+# request's req->resp beside it (and the nginx request's).  Figures only; exits 0 unless the setup
 # fails.
 #
 # Environment: N=200, QT_BUILD=<repo>/build, LOG_FLOWS (empty: default),
@@ -48,7 +49,9 @@ if [ "$UPSTREAM" != 0 ]; then
 	for i in 1 2; do
 		up=127.0.0.1:8080
 		[ "$UPSTREAM" = 1 ] && up=unix:$TMP/up$i.sock
-		nginx_start "$i" "$up"
+		# and on the node's address, :8080, for the requests
+		# straight to nginx
+		nginx_start "$i" "$up" "server { listen $(addr "$i"):8080; root $TMP/www; add_header X-Served-By n$i; }"
 		write_config "$i"
 		sed -i "s|^service http port 80 handoff-base 8000\$|& upstream $up|" "$TMP/n$i.conf"
 	done
@@ -64,18 +67,26 @@ fi
 fetch 1 "$f" "$TMP/out" || fail "curl failed"
 [ "$(served_by "$TMP/out.h")" = 2 ] || fail "not handed off to n2"
 
-# Printed as it goes, in the switch's namespace: a saved -i any capture
-# names interfaces by index, and reading it elsewhere gets them wrong.
-ip netns exec "$SW" tcpdump -i any -p -nn -tt -l --immediate-mode \
-    'tcp and (port 80 or portrange 8001-8063)' \
-    >"$TMP/tl.txt" 2>"$TMP/tl.err" &
+# Saved to a file with a large buffer (printed as it went, the capture
+# lost more than half of the packets), and read back in the switch's
+# namespace: a saved -i any capture names interfaces by index, and
+# reading it elsewhere gets them wrong.
+ip netns exec "$SW" tcpdump -i any -p -nn -B 16384 -w "$TMP/tl.pcap" \
+    'tcp and (port 80 or port 8080 or portrange 8001-8063)' \
+    2>"$TMP/tl.err" &
 CAP=$!
 sleep 1
 # One curl process for all requests: no process start between them, each
 # on its own connection.
 urls=()
+kinds=2
+[ "$UPSTREAM" != 0 ] && kinds=3
 for i in $(seq 1 "$N"); do
-	if [ $((i % 2)) = 1 ]; then a=$(addr 1); else a=$(addr 2); fi
+	case $((i % kinds)) in
+	1) a=$(addr 1) ;;
+	2) a=$(addr 2) ;;
+	0) if [ "$kinds" = 3 ]; then a=$(addr 2):8080; else a=$(addr 2); fi ;;
+	esac
 	urls+=(-o /dev/null "http://$a/$f")
 done
 in_client curl -sS -H "Connection: close" "${urls[@]}" ||
@@ -83,6 +94,9 @@ in_client curl -sS -H "Connection: close" "${urls[@]}" ||
 sleep 1
 kill -INT "$CAP"
 wait "$CAP"
+ip netns exec "$SW" tcpdump -r "$TMP/tl.pcap" -nn -tt >"$TMP/tl.txt" \
+    2>>"$TMP/tl.err" || fail "cannot read the capture"
+grep -H "dropped by kernel" "$TMP/tl.err" | sed 's/^[^:]*:/capture: /'
 
 python3 -c '
 import re, statistics, sys
@@ -98,12 +112,12 @@ for line in sys.stdin:
     t, ln = float(ts), int(ln)
     if d == "Out":			# as it enters the switch
         continue
-    if dev == "c0" and sa == client and dp == "80" and ln > 0:
+    if dev == "c0" and sa == client and dp in ("80", "8080") and ln > 0:
         req.setdefault(sp, t)
-        via.setdefault(sp, da)
+        via.setdefault(sp, (da, dp))
     elif dev == "n1" and sa == client and "S" in fl and dp != "80":
         rep.setdefault(sp, t)
-    elif da == client and ln > 0 and sp == "80":
+    elif da == client and ln > 0 and sp in ("80", "8080"):
         resp.setdefault(dp, t)
 def show(name, xs):
     xs = sorted(x * 1e6 for x in xs)
@@ -113,14 +127,21 @@ def show(name, xs):
     p90 = xs[int(len(xs) * 0.9) - 1] if len(xs) >= 10 else xs[-1]
     print(f"{name:34s} median {statistics.median(xs):7.0f} us  "
           f"p90 {p90:7.0f} us  (n={len(xs)})")
-ho = [p for p in req if via[p] == n1 and p in rep and p in resp]
-di = [p for p in req if via[p] == n2 and p in resp]
+ho = [p for p in req if via[p] == (n1, "80") and p in rep and p in resp]
+di = [p for p in req if via[p] == (n2, "80") and p in resp]
+ng = [p for p in req if via[p] == (n2, "8080") and p in resp]
 show("hand-off: request -> replay (front)", [rep[p] - req[p] for p in ho])
 show("hand-off: replay -> response (back)", [resp[p] - rep[p] for p in ho])
 show("hand-off: request -> response", [resp[p] - req[p] for p in ho])
 show("direct:   request -> response", [resp[p] - req[p] for p in di])
+if ng:
+    show("nginx:    request -> response", [resp[p] - req[p] for p in ng])
 if ho and di:
     print("extra for the hand-off, median: %.0f us" % (
         statistics.median([resp[p] - req[p] for p in ho]) * 1e6 -
         statistics.median([resp[p] - req[p] for p in di]) * 1e6))
+if ho and ng:
+    print("extra for the hand-off over nginx alone, median: %.0f us" % (
+        statistics.median([resp[p] - req[p] for p in ho]) * 1e6 -
+        statistics.median([resp[p] - req[p] for p in ng]) * 1e6))
 ' "$CLIENT_ADDR" "$(addr 1)" "$(addr 2)" <"$TMP/tl.txt"
