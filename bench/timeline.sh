@@ -5,8 +5,9 @@
 # N sequential requests (default 200), each on a fresh connection, for a
 # 1 KB object owned by n2, in turn through n1 (a hand-off), straight to n2
 # (direct) and, with UPSTREAM set, straight to n2's nginx on :8080 (nginx:
-# what the daemon's relay to it costs is direct minus nginx).  One capture on the switch's ports (one clock for every
-# namespace) timestamps, per connection:
+# what the daemon's relay to it costs is direct minus nginx).  One
+# capture on the switch's ports (one clock for every namespace)
+# timestamps, per connection:
 #
 #   req     the client's request leaves the client's port
 #   replay  n1's replay (SYN with the request) leaves n1's port
@@ -15,8 +16,8 @@
 # and prints the medians and p90 of req->replay (the front: its wake-up,
 # parse, steering, freeze, replay), replay->resp (the back: its capture's
 # wake-up, checks, rebuild, response) and req->resp, with the direct
-# request's req->resp beside it (and the nginx request's).  Figures only; exits 0 unless the setup
-# fails.
+# request's req->resp beside it (and the nginx request's).  Figures
+# only; exits 0 unless the setup fails.
 #
 # Environment: N=200, QT_BUILD=<repo>/build, LOG_FLOWS (empty: default),
 # UPSTREAM=0 (1: each node relays to its own nginx over a unix socket, as
