@@ -52,7 +52,8 @@ if [ "$UPSTREAM" != 0 ]; then
 		[ "$UPSTREAM" = 1 ] && up=unix:$TMP/up$i.sock
 		# and on the node's address, :8080, for the requests
 		# straight to nginx
-		nginx_start "$i" "$up" "server { listen $(addr "$i"):8080; root $TMP/www; add_header X-Served-By n$i; }"
+		nginx_start "$i" "$up" "server { listen $(addr "$i"):8080;
+		    root $TMP/www; add_header X-Served-By n$i; }"
 		write_config "$i"
 		sed -i "s|^service http port 80 handoff-base 8000\$|& upstream $up|" "$TMP/n$i.conf"
 	done
@@ -80,15 +81,10 @@ sleep 1
 # One curl process for all requests: no process start between them, each
 # on its own connection.
 urls=()
-kinds=2
-[ "$UPSTREAM" != 0 ] && kinds=3
-for i in $(seq 1 "$N"); do
-	case $((i % kinds)) in
-	1) a=$(addr 1) ;;
-	2) a=$(addr 2) ;;
-	0) if [ "$kinds" = 3 ]; then a=$(addr 2):8080; else a=$(addr 2); fi ;;
-	esac
-	urls+=(-o /dev/null "http://$a/$f")
+to=("$(addr 1)" "$(addr 2)")
+[ "$UPSTREAM" != 0 ] && to+=("$(addr 2):8080")
+for i in $(seq 0 $((N - 1))); do
+	urls+=(-o /dev/null "http://${to[$((i % ${#to[@]}))]}/$f")
 done
 in_client curl -sS -H "Connection: close" "${urls[@]}" ||
 	fail "curl failed"
