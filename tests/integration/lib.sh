@@ -229,7 +229,7 @@ name_owned_by() {
 # RST watch: a capture in the client namespace of every TCP reset that
 # reaches or leaves the client.
 rst_watch_start() {
-	ip netns exec "$CL" tcpdump -i eth0 --immediate-mode -p -nn -U -w "$TMP/rst.pcap" \
+	ip netns exec "$CL" tcpdump -i eth0 --immediate-mode -p -nn -U -B 16384 -w "$TMP/rst.pcap" \
 	    'tcp[tcpflags] & tcp-rst != 0' >/dev/null 2>&1 &
 	RST_PID=$!
 	busywait 3000 test -s "$TMP/rst.pcap" || true
@@ -246,7 +246,7 @@ rst_watch_count() {
 # client receives, for tests whose own clients reset on purpose; counted
 # with rst_watch_count.
 rst_watch_received_start() {
-	ip netns exec "$CL" tcpdump -i eth0 --immediate-mode -p -nn -U -w "$TMP/rst.pcap" \
+	ip netns exec "$CL" tcpdump -i eth0 --immediate-mode -p -nn -U -B 16384 -w "$TMP/rst.pcap" \
 	    "ip dst host $CLIENT_ADDR and tcp[tcpflags] & tcp-rst != 0" \
 	    >/dev/null 2>&1 &
 	RST_PID=$!
@@ -258,8 +258,8 @@ rst_watch_received_start() {
 # client, to $TMP/flags.pcap (tcpdump's report in $TMP/flags.err), for
 # rst_classify.  flags_watch_stop ends it (again: nothing).
 flags_watch_start() {
-	ip netns exec "$CL" tcpdump -i eth0 --immediate-mode -p -nn -U "$@" \
-	    -w "$TMP/flags.pcap" \
+	ip netns exec "$CL" tcpdump -i eth0 --immediate-mode -p -nn -U -B 16384 \
+	    "$@" -w "$TMP/flags.pcap" \
 	    'tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0' \
 	    >/dev/null 2>"$TMP/flags.err" &
 	FLAGS_PID=$!

@@ -48,6 +48,6 @@ for line in sys.stdin:
         if shown <= maxshow:
             past = "; ".join(f"{t} {'out' if o else 'in'} [{f}]"
                              for o, f, t in h[-8:])
-            print(f"{kind} {key[0]} {key[1]}: {past}; {ts} in [{fl}]")
+            print(f"{kind} {key[0]} {key[1]}.{key[2]}: {past}; {ts} in [{fl}]")
     hist[key].append((out, fl, ts))
 print(f"COUNT {sent} {live} {after}")
