@@ -13,6 +13,9 @@
 #                   own nginx (upstream unix:...; see QT_UPSTREAM);
 #                   the paths are owned by n2 and n3, so every connection
 #                   through n1 is handed off
+#   qt-builtin      the same hand-offs, the backs answering from the
+#                   daemon's own static responder (sendfile from the
+#                   files nginx serves) instead of relaying to nginx
 #   haproxy         Debian's HAProxy, HTTP mode, defaults, round robin
 #   haproxy-splice  the same with option splice-request/splice-response
 #                   (checked with strace -c that splice() is called)
@@ -42,7 +45,7 @@
 #   CONNS=32       wrk connections
 #   SIZES="1k 64k 1m 10m"
 #   MODES="keepalive close"
-#   CONTENDERS="quicktwitch haproxy haproxy-splice nginx direct"
+#   CONTENDERS="quicktwitch qt-builtin haproxy haproxy-splice nginx direct"
 #   TTFB_N=200     sequential curl requests per cell for the TTFB
 #   FLOWS="0 10000 50000"   live hand-offs for the scaling part ("" skips it)
 #   FLOW_REPS=5  wrk runs per flow count; the median one is reported
@@ -82,7 +85,7 @@ DURATION=${DURATION:-4}
 CONNS=${CONNS:-32}
 SIZES=${SIZES:-1k 64k 1m 10m}
 MODES=${MODES:-keepalive close}
-CONTENDERS=${CONTENDERS:-quicktwitch haproxy haproxy-splice nginx direct}
+CONTENDERS=${CONTENDERS:-quicktwitch qt-builtin haproxy haproxy-splice nginx direct}
 TTFB_N=${TTFB_N:-200}
 FLOWS=${FLOWS-0 10000 50000}
 FLOW_REPS=${FLOW_REPS:-5}
@@ -120,7 +123,7 @@ for m in $MODES; do
 	case $m in keepalive | close) ;; *) die "MODES: keepalive and/or close" ;; esac
 done
 for c in $CONTENDERS; do
-	case $c in quicktwitch | haproxy | haproxy-splice | nginx | direct) ;;
+	case $c in quicktwitch | qt-builtin | haproxy | haproxy-splice | nginx | direct) ;;
 	*) die "CONTENDERS: unknown $c" ;; esac
 done
 case " $CONTENDERS " in *" quicktwitch "*) ;; *) die "CONTENDERS must include quicktwitch (the ratios are to it)" ;; esac
@@ -373,7 +376,8 @@ nginx_front_stop() {
 
 contender_start() {
 	case $1 in
-	quicktwitch) qt_start ;;
+	quicktwitch) qt_configs relay; qt_start ;;
+	qt-builtin) qt_configs builtin; qt_start ;;
 	haproxy) haproxy_start default ;;
 	haproxy-splice) haproxy_start splice ;;
 	nginx) nginx_front_start ;;
@@ -382,7 +386,7 @@ contender_start() {
 }
 contender_stop() {
 	case $1 in
-	quicktwitch) qt_stop ;;
+	quicktwitch | qt-builtin) qt_stop ;;
 	haproxy | haproxy-splice) haproxy_stop ;;
 	nginx) nginx_front_stop ;;
 	direct) ;;
@@ -409,7 +413,7 @@ check_contender() {
 			cmp -s "$TMP/chk" "$TMP/www/$p" || fail "$c: $p: body differs from the file"
 			by=$(grep -i '^X-Served-By:' "$TMP/chk.h" | tail -n 1 | tr -d '\r' | sed 's/.*n//')
 			case $c in
-			quicktwitch) if [ "$p" = "${PA[$s]}" ]; then want=2; else want=3; fi ;;
+			quicktwitch | qt-builtin) if [ "$p" = "${PA[$s]}" ]; then want=2; else want=3; fi ;;
 			direct) want=2 ;;
 			*) want=$by; [ "$by" = 2 ] || [ "$by" = 3 ] || want=2or3 ;;
 			esac
@@ -629,10 +633,10 @@ measure_cell() {
 	url=$(base_url "$c")
 	k="$c|$mode|$s"
 	DRAIN=0
-	[ "$c" = quicktwitch ] && DRAIN=1
+	case $c in quicktwitch | qt-builtin) DRAIN=1 ;; esac
 	for ((att = 0; att <= RETRY; att++)); do
 		bg_sample
-		if [ "$c" = quicktwitch ]; then
+		if [ "$DRAIN" = 1 ]; then
 			ho0=$(qt_counter 1 handed_off); tb0=$(qt_counter 1 taken_back)
 		fi
 		wrk_run "$mode" "$url" "$DURATION" "$CONNS" "${PA[$s]}" "${PB[$s]}"
@@ -644,7 +648,7 @@ measure_cell() {
 			R_MCPU[$k]=$(us_per "$DM" ticks "$W_REQ")
 			R_FPROC[$k]=$(us_per "$DP" ns "$W_REQ")
 			extra=""
-			if [ "$c" = quicktwitch ]; then
+			if [ "$DRAIN" = 1 ]; then
 				ho1=$(qt_counter 1 handed_off); tb1=$(qt_counter 1 taken_back)
 				extra=" hand-offs $((ho1 - ho0)), taken back $((tb1 - tb0)), table drained in $W_DRAIN s"
 			fi
@@ -832,7 +836,7 @@ echo
 echo "== quicktwitch against HAProxy, nginx and direct service"
 echo "machine: $NPROC cores, $(uname -sr), $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo)"
 echo "versions: $(haproxy -v | awk 'NR == 1 {print "haproxy " $3}'), $(nginx -v 2>&1 | sed 's/.*\///; s/^/nginx /'), wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null), curl $(curl --version | awk 'NR == 1 {print $2}'), quicktwitch tree $(git -C "$REPO" describe --always --dirty 2>/dev/null), binaries from $QT_BUILD"
-echo "quicktwitch backs relay to their nginx over $QT_UPSTREAM ($(upstream_of 2))"
+echo "quicktwitch backs relay to their nginx over $QT_UPSTREAM ($(upstream_of 2)); qt-builtin backs serve the same files themselves"
 echo "pinning: front (n1) on CPU 0, everything else on CPU 1; rps_cpus$RPS"
 echo "wrk -t1 -c $CONNS -d ${DURATION}s per cell; TTFB: curl time_starttransfer over $TTFB_N sequential requests per cell"
 echo "paths (A owned by n2, B by n3, requested in turn):$(for s in $SIZES; do printf ' %s=%s,%s' "$s" "${PA[$s]}" "${PB[$s]}"; done)"
