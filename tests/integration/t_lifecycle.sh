@@ -667,7 +667,8 @@ log "resets: $sent sent by the client namespace ($reuse_rst of them by the port-
 # Any reset the SYN/FIN capture missed counts as live.
 rst_classify 20 "$rst"
 live=$RST_LIVE after=$RST_AFTER
-log "resets received: $live on live connections, $after after both FINs (SYN/FIN/RST capture: $(sed -n 's/ packets dropped by kernel//p' "$TMP/flags.err") dropped)"
+dropped=$(sed -n 's/ packets dropped by kernel//p' "$TMP/flags.err")
+log "resets received: $live on live connections, $after after both FINs (the SYN/FIN/RST capture dropped ${dropped:-?} packets)"
 grep '^AFTER' "$TMP/rst.class" | head -n 2 | cut -c 1-400 | sed 's/^/#   /'
 if [ "$rst" = 0 ] || [ "$live" = 0 ]; then
 	pass "no reset received on a live connection by the normal clients"
