@@ -283,7 +283,6 @@ qt_configs() {
 		grep -q upstream "$TMP/n1.conf" || fail "config not edited"
 	fi
 }
-qt_configs relay
 
 # --- contenders -----------------------------------------------------------------
 
