@@ -570,6 +570,8 @@ if [ -n "${REUSE_BAD:-}" ]; then
 	tcpdump -nn -r "$TMP/reuse.pcap" "tcp port $REUSE_BAD" 2>/dev/null |
 	    awk '/Flags \[[^]]*[SFR]/ || (/\.80 > 198\.18\.0\.100/ && / length 0/)' |
 	    sed 's/, options \[[^]]*\]//; s/^/#   /' | head -n 16
+	echo " port $REUSE_BAD " >"$TMP/reuse.bad"
+	port_logs "$CLIENT_ADDR" "$TMP/reuse.bad"
 fi
 [ "$reuse_ok" = "$N_REUSE" ] &&
 	pass "port reuse: $N_REUSE connections on reused ports answered at once, handed off, responses complete and right"
