@@ -133,12 +133,10 @@ show("hand-off: request -> response", [resp[p] - req[p] for p in ho])
 show("direct:   request -> response", [resp[p] - req[p] for p in di])
 if ng:
     show("nginx:    request -> response", [resp[p] - req[p] for p in ng])
-if ho and di:
-    print("extra for the hand-off, median: %.0f us" % (
-        statistics.median([resp[p] - req[p] for p in ho]) * 1e6 -
-        statistics.median([resp[p] - req[p] for p in di]) * 1e6))
-if ho and ng:
-    print("extra for the hand-off over nginx alone, median: %.0f us" % (
-        statistics.median([resp[p] - req[p] for p in ho]) * 1e6 -
-        statistics.median([resp[p] - req[p] for p in ng]) * 1e6))
+def med(ps):
+    return statistics.median([resp[p] - req[p] for p in ps]) * 1e6
+for what, base in (("", di), (" over nginx alone", ng)):
+    if ho and base:
+        print("extra for the hand-off%s, median: %.0f us" % (
+            what, med(ho) - med(base)))
 ' "$CLIENT_ADDR" "$(addr 1)" "$(addr 2)" <"$TMP/tl.txt"
