@@ -73,6 +73,7 @@ struct flow {
 	uint32_t		 f_isn;
 	uint8_t			 f_hdr[HDR_LEN];
 	unsigned		 f_tries;
+	uint64_t		 f_tb_at;	/* front: when (ms) a take-back began */
 	uint64_t		 f_checked;	/* front: when (ms) the back
 						 * last vouched for the flow */
 	uint64_t		 f_asked;	/* front: when (ms) we last

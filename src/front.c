@@ -5,12 +5,14 @@
  *   steer      the flow joins the back's set; its old conntrack entry goes
  *   freeze     TCP_REPAIR on our socket, its exact state read
  *   replay     SYN, ACK and request, as the client, marked and with the
- *              authenticated header, to the back's hand-off port
- *   confirm    the back's CONFIRM arrives: our frozen socket closes silently
+ *              authenticated header, to the back's hand-off port; then
+ *              our frozen socket closes silently, its state kept
+ *   confirm    the back's CONFIRM arrives: the flow is handed off
  *
  * Without a confirmation after the configured tries, or on a REFUSE, the
- * front takes the connection back: unsteer, thaw, serve it here.  The
- * client then sees nothing but a slightly later response.
+ * front takes the connection back: rebuild our socket from the kept
+ * state, unsteer, serve it here.  The client then sees nothing but a
+ * slightly later response.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -107,6 +109,54 @@ tb_known(int node, const uint8_t *token)
 	return 0;
 }
 
+/*
+ * Our side of a connection whose frozen socket we closed, rebuilt from the
+ * state read at the freeze: the request bytes are all in f_buf, none in
+ * the new socket, and a client's FIN counted in rcv_nxt will not come
+ * again (f_peer_fin, as on a back).
+ */
+static int
+front_rebuild(struct flow *f)
+{
+	struct sockaddr_in local = {
+		.sin_family = AF_INET,
+		.sin_addr.s_addr = f->f_laddr,
+		.sin_port = f->f_lport,
+	};
+	struct sockaddr_in peer = {
+		.sin_family = AF_INET,
+		.sin_addr.s_addr = f->f_cip,
+		.sin_port = f->f_cport,
+	};
+	int fd;
+
+	if ((fd = repair_restore(-1, &local, &peer, &f->f_rs)) == -1)
+		return -1;
+	f->f_fd = fd;
+	f->f_peer_fin = f->f_rs.rs_fin;
+	return 0;
+}
+
+/*
+ * A rebuild needs a route to the client, a thaw did not: with our link
+ * down (a take-back's likeliest cause) connect() fails.  The flow stays
+ * steered, which costs nothing while the link is down, and the rebuild
+ * is tried again until the link is back or flow-timeout has passed.
+ */
+#define REBUILD_RETRY	0.1	/* s */
+
+static void	take_back_finish(struct flow *, const char *);
+
+static void
+rebuild_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct flow *f = container_of(w, struct flow, f_timer);
+
+	(void)loop;
+	(void)revents;
+	take_back_finish(f, "the client was unreachable for a while");
+}
+
 static void
 take_back(struct flow *f, enum tb_reason reason, const char *why)
 {
@@ -118,6 +168,45 @@ take_back(struct flow *f, enum tb_reason reason, const char *why)
 		tb_remember(f);
 		(void)band_send_flow(f, BAND_ABORT, 0, 0, 0);
 	}
+	/* From here a late CONFIRM is answered with ABORT
+	 * (front_confirmed). */
+	f->f_state = FS_TAKEN_BACK;
+	f->f_tb_at = now_ms();
+	qtd->st.st_taken_back++;
+	if (reason == TB_TIMEOUT)
+		qtd->st.st_tb_timeout++;
+	else if (reason == TB_REFUSED)
+		qtd->st.st_tb_refused++;
+	else
+		qtd->st.st_tb_error++;
+	take_back_finish(f, why);
+}
+
+static void
+take_back_finish(struct flow *f, const char *why)
+{
+	const char *peer = qtd->cf->c_nodes[f->f_peer].n_name;
+
+	/* Our socket was closed once the replay went: it is rebuilt, in
+	 * the state it was frozen in, while the client's packets still go
+	 * to the back (unsteered first, one reaching us with no socket
+	 * would meet the listener, which answers with a reset). */
+	if (f->f_fd == -1 && front_rebuild(f) == -1) {
+		if ((errno == ENETUNREACH || errno == EHOSTUNREACH ||
+		    errno == ENETDOWN || errno == EADDRNOTAVAIL) &&
+		    now_ms() - f->f_tb_at < qtd->cf->c_flow_timeout) {
+			ev_init(&f->f_timer, rebuild_retry);
+			f->f_timer.repeat = REBUILD_RETRY;
+			ev_timer_again(qtd->loop, &f->f_timer);
+			return;
+		}
+		log_warn("take-back: rebuilding our socket: %m");
+		steer_del(f);
+		steer_ct_delete(f);
+		flow_close(f, "rebuild failed");
+		return;
+	}
+	ev_timer_stop(qtd->loop, &f->f_timer);
 	steer_del(f);
 	/* Client packets that arrived while steered created an entry with
 	 * the DNAT: it must go, or the connection stays bent to the back. */
@@ -129,35 +218,19 @@ take_back(struct flow *f, enum tb_reason reason, const char *why)
 		}
 		f->f_frozen = 0;
 	}
-	f->f_state = FS_TAKEN_BACK;
-	qtd->st.st_taken_back++;
 	if (qtd->cf->c_nodes[f->f_peer].n_mode == NM_HANDOFF_PROXY) {
 		flow_log(f, LOG_L_DEBUG, "taken-back", "hand-off to %s failed "
-		    "(%s): proxying to it", qtd->cf->c_nodes[f->f_peer].n_name,
-		    why);
+		    "(%s): proxying to it", peer, why);
 		/* The same text for every flow, so a storm of them is
 		 * logged with a count, not line by line. */
-		log_warn("hand-offs to %s fail (%s): proxying to it",
-		    qtd->cf->c_nodes[f->f_peer].n_name, why);
-		if (reason == TB_TIMEOUT)
-			qtd->st.st_tb_timeout++;
-		else if (reason == TB_REFUSED)
-			qtd->st.st_tb_refused++;
-		else
-			qtd->st.st_tb_error++;
+		log_warn("hand-offs to %s fail (%s): proxying to it", peer,
+		    why);
 		front_proxy(f, f->f_peer);
 		return;
 	}
-	if (reason == TB_TIMEOUT)
-		qtd->st.st_tb_timeout++;
-	else if (reason == TB_REFUSED)
-		qtd->st.st_tb_refused++;
-	else
-		qtd->st.st_tb_error++;
 	flow_log(f, LOG_L_DEBUG, "taken-back", "hand-off to %s failed (%s): "
-	    "serving it here", qtd->cf->c_nodes[f->f_peer].n_name, why);
-	log_warn("hand-offs to %s fail (%s): serving them here",
-	    qtd->cf->c_nodes[f->f_peer].n_name, why);
+	    "serving it here", peer, why);
+	log_warn("hand-offs to %s fail (%s): serving them here", peer, why);
 	serve_start(f);
 }
 
@@ -264,6 +337,17 @@ hand_off(struct flow *f, int peer)
 		take_back(f, TB_ERROR, "replay send failed");
 		return;
 	}
+	/* The frozen socket goes now, not at the confirmation: while it
+	 * exists, a client that is done and reuses its port (the back's
+	 * response and the client's close can beat the CONFIRM to us) has
+	 * its new SYN met by this socket, not by the listener: a challenge
+	 * ACK and a reconnect 10 ms later, or, if the SYN comes as we close
+	 * it, no answer for a second (seen in 1 of 300 such reuses).  Its
+	 * state is in f_rs: a take-back rebuilds it (front_rebuild).  Still
+	 * in repair mode: the close puts nothing on the wire. */
+	repair_drop(f->f_fd);
+	f->f_fd = -1;
+	f->f_frozen = 0;
 	ev_init(&f->f_timer, replay_timeout);
 	f->f_timer.repeat = qtd->cf->c_handoff_timeout / 1000.0;
 	ev_timer_again(qtd->loop, &f->f_timer);
@@ -488,10 +572,7 @@ front_confirmed(struct flow *f)
 		return;
 	}
 	ev_timer_stop(qtd->loop, &f->f_timer);
-	/* Replaying: its freeze succeeded, and only a take-back thaws. */
-	repair_drop(f->f_fd);
-	f->f_fd = -1;
-	f->f_frozen = 0;
+	/* Our socket went with the replay (hand_off). */
 	/* The request was kept for a take-back, which cannot come now: its
 	 * buffer (4 KB or more) would be most of a live flow's memory. */
 	free(f->f_buf);
@@ -773,7 +854,14 @@ front_reused(uint32_t cip, uint16_t cport, uint16_t lport)
 	struct flow *f;
 
 	while ((f = flow_by_tuple(0, cip, cport, lport)) &&
-	    (f->f_state == FS_HANDED_OFF || f->f_state == FS_GRACE)) {
+	    (f->f_state == FS_HANDED_OFF || f->f_state == FS_GRACE ||
+	    f->f_state == FS_REPLAYING ||
+	    (f->f_state == FS_TAKEN_BACK && f->f_fd == -1))) {
+		/* Still unconfirmed (the response and the client's close
+		 * can beat the CONFIRM here): a CONFIRM that comes now is
+		 * answered with ABORT, as after a take-back. */
+		if (f->f_state == FS_REPLAYING)
+			tb_remember(f);
 		steer_del(f);
 		steer_ct_delete(f);
 		qtd->st.st_td_reuse++;

@@ -40,6 +40,92 @@ ip -n "$SW" link set n3 down
 check_takeback "back's link down"
 ip -n "$SW" link set n3 up
 
+# The front's socket is closed once the replay is out, and a take-back
+# rebuilds it from the frozen state: the request's bytes are all the
+# front has (two pipelined requests, both answered once), and a client
+# that half-closed with its request (data and FIN in one segment) still
+# gets the whole response and the server's FIN.  n3 stays up and healthy
+# (its paths are still its own) but refuses these two: a socket held in
+# repair mode on n3 takes the tuple each rebuild would need.
+small=$(name_owned_by 3 tbs) || fail "no small name hashes to n3"
+make_file "$small" 3000
+cat >"$TMP/tbcl.py" <<'PY'
+import socket, sys, time
+addr, docroot, big, small, mode, port = sys.argv[1:7]
+s = socket.socket()
+s.settimeout(5)
+s.bind(("198.18.0.100", int(port)))
+s.connect((addr, 80))
+if mode == "pipelined":
+    req = (f"GET /{big} HTTP/1.1\r\nHost: x\r\n\r\n"
+           f"GET /{small} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    want = [big, small]
+    s.sendall(req.encode())
+else:
+    # Corked: shutdown() puts the FIN on the request's own segment.
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    s.sendall(f"GET /{big} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    s.shutdown(socket.SHUT_WR)
+    want = [big]
+buf = b""
+t0 = time.time()
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    buf += d
+took = time.time() - t0
+pos = 0
+for name in want:
+    end = buf.find(b"\r\n\r\n", pos)
+    if end < 0:
+        sys.exit(f"{mode}: response for /{name} missing ({len(buf)} bytes)")
+    head = buf[pos:end].decode("latin-1").split("\r\n")
+    if " 200 " not in head[0] + " ":
+        sys.exit(f"{mode}: /{name}: {head[0]}")
+    by = [h for h in head if h.lower().startswith("x-served-by:")]
+    clen = int([h for h in head if h.lower().startswith("content-length:")][0].split(":")[1])
+    body = buf[end + 4:end + 4 + clen]
+    if body != open(f"{docroot}/{name}", "rb").read():
+        sys.exit(f"{mode}: /{name}: body differs ({len(body)} of {clen})")
+    print(f"/{name} {by[0] if by else 'no X-Served-By'}")
+    pos = end + 4 + clen
+if pos != len(buf):
+    sys.exit(f"{mode}: {len(buf) - pos} bytes after the last response")
+print(f"closed by the server after {took * 1000:.0f} ms")
+PY
+busywait 5000 eval 'fetch 1 "$f" "$TMP/out" && [ "$(served_by "$TMP/out.h")" = 3 ]' ||
+	fail "n3 not handed to again after its link came back"
+cat >"$TMP/hold.py" <<'PY'
+import socket, sys, time
+held = []
+for port in sys.argv[1:]:
+    h = socket.socket()
+    h.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    h.setsockopt(socket.IPPROTO_TCP, 19, 1)	# TCP_REPAIR: nothing sent
+    h.bind(("198.18.0.3", 8001))
+    h.connect(("198.18.0.100", int(port)))
+    held.append(h)
+print("held", flush=True)
+time.sleep(600)
+PY
+in_node 3 python3 "$TMP/hold.py" 20101 20102 >"$TMP/hold.out" 2>&1 &
+HOLD_PID=$!
+busywait 3000 grep -q held "$TMP/hold.out" || fail "holding the tuples on n3: $(cat "$TMP/hold.out")"
+port=20100
+for mode in pipelined half-closed; do
+	port=$((port + 1))
+	out=$(in_client python3 "$TMP/tbcl.py" "$(addr 1)" "$TMP/www" "$f" "$small" "$mode" "$port" 2>&1) ||
+		fail "take-back, $mode client: $out"
+	[ "$(echo "$out" | grep -c '^/.* X-Served-By: n1')" = "$(echo "$out" | grep -c '^/')" ] ||
+		fail "take-back, $mode: not all served by the front: $out"
+	grep -q "for $CLIENT_ADDR:$port refused: rebuild:" "$TMP/n3.log" ||
+		fail "take-back, $mode: n3 did not refuse the hand-off"
+	log "$mode: $(echo "$out" | tr '\n' ';')"
+	pass "take-back of a $mode client: every response once, complete and right, then the server's close"
+done
+kill "$HOLD_PID"
+
 rst=$(rst_watch_count)
 [ "$rst" = 0 ] || fail "$rst TCP resets seen at the client"
 pass "no reset at the client"
