@@ -15,7 +15,9 @@
 # After the load and after the reuses, a busywait (up to 3 min) for the
 # daemons to end everything: no flow record (qtctl list-flows), no set
 # entry, no steered conntrack entry on any node.  The client namespace
-# receives no reset on a live connection.
+# receives no reset on a live connection, and the port-reuse clients send
+# none (a reset there answers a challenge ACK from a socket of the
+# previous connection).
 source "$(dirname "$0")/lib.sh"
 require_root
 for t in python3 wrk tcpdump conntrack ipset; do
@@ -664,6 +666,16 @@ rst=$(rst_watch_count)
 sent=$(tcpdump -nn -r "$TMP/flags.pcap" "ip src host $CLIENT_ADDR and tcp[tcpflags] & tcp-rst != 0" 2>/dev/null | wc -l)
 reuse_rst=$(tcpdump -nn -r "$TMP/flags.pcap" "ip src host $CLIENT_ADDR and tcp[tcpflags] & tcp-rst != 0 and tcp src portrange 20010-20031" 2>/dev/null | wc -l)
 log "resets: $sent sent by the client namespace ($reuse_rst of them by the port-reuse clients, the rest by the (b) clients), $rst received"
+# A port-reuse client resets only in answer to a challenge ACK: its new
+# SYN met the previous connection's socket, still on that tuple in the
+# front's kernel, instead of the listener (a reconnect 10 ms later, or no
+# answer for a second).  The front closes its frozen socket as soon as
+# the replay is out, so none may be left by the time a client is done.
+if [ "$reuse_rst" = 0 ]; then
+	pass "port reuse: no SYN met the previous connection's socket (no reset from the reusing clients)"
+else
+	check_fail "port reuse: $reuse_rst resets from the reusing clients: their SYNs met the previous connections' sockets"
+fi
 # Received resets, on live connections (failures) or after both FINs
 # (harmless): see rstclass.py.
 # Any reset the SYN/FIN capture missed counts as live.

@@ -1,0 +1,100 @@
+#!/bin/bash
+# A client that reuses its source port the moment a handed-off connection
+# ends, round after round, closing first or letting the server close: its
+# new SYN must meet the front's listener, never a socket of the previous
+# connection still on that tuple in the front's kernel.  The back's
+# response and the client's close can beat the back's CONFIRM to the
+# front; a frozen socket kept until the CONFIRM answered such a SYN with a
+# challenge ACK (a reset and a reconnect 10 ms later, in 1 of 10 rounds),
+# or with nothing for a second when it came as the socket closed.  So:
+# every round connects without a retransmitted SYN, is handed off and
+# gets its whole response; the front's kernel counts no SYN on an
+# established socket; the client sends no reset.
+source "$(dirname "$0")/lib.sh"
+require_root
+for t in python3 tcpdump nstat; do
+	command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit 4; }
+done
+
+ROUNDS=100		# per closing side
+
+make_cluster 3
+f=$(name_owned_by 2 reuse) || fail "no name hashes to n2"
+make_file "$f" 65536
+start_cluster
+rst_watch_start
+
+cat >"$TMP/reuse.py" <<'EOF'
+import socket, sys, time
+addr, docroot, path, port, side, rounds = sys.argv[1:7]
+port, rounds = int(port), int(rounds)
+body = open(f"{docroot}/{path}", "rb").read()
+bad = []
+for k in range(rounds):
+    t0 = time.time()
+    while True:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.settimeout(5)
+        try:
+            s.bind(("198.18.0.100", port))
+            tc = time.time()
+            s.connect((addr, 80))
+            break
+        except OSError:
+            # The port still held by our own previous socket: a moment.
+            s.close()
+            if time.time() - t0 > 5:
+                raise
+            time.sleep(0.001)
+    took = time.time() - tc
+    close = "Connection: close\r\n" if side == "server" else ""
+    s.sendall(f"GET /{path} HTTP/1.1\r\nHost: x\r\n{close}\r\n".encode())
+    buf = b""
+    while True:
+        end = buf.find(b"\r\n\r\n")
+        if side == "client" and end >= 0 and len(buf) >= end + 4 + len(body):
+            break
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+    s.close()
+    end = buf.find(b"\r\n\r\n")
+    head = buf[:end].decode("latin-1") if end >= 0 else ""
+    why = []
+    if took > 0.5:
+        why.append(f"connect took {took * 1000:.0f} ms (SYN retransmitted)")
+    if "X-Served-By: n2" not in head:
+        why.append("not served by n2: " + head.split("\r\n")[0])
+    elif buf[end + 4:] != body:
+        why.append(f"body differs ({len(buf) - end - 4} bytes)")
+    if why:
+        bad.append(f"round {k + 1}: " + "; ".join(why))
+print(f"ok={rounds - len(bad)} bad={len(bad)}")
+for b in bad[:10]:
+    print("  " + b)
+EOF
+
+for side in server client; do
+	t0=$(now_ms)
+	port=20011
+	[ "$side" = client ] && port=20012
+	out=$(in_client python3 "$TMP/reuse.py" "$(addr 1)" "$TMP/www" "$f" \
+	    "$port" "$side" "$ROUNDS" 2>&1) || fail "reuse client ($side closes first): $out"
+	log "$side closes first, port $port: $(echo "$out" | head -n 1) in $(($(now_ms) - t0)) ms"
+	echo "$out" | tail -n +2 | sed 's/^/#/'
+	[ "$(echo "$out" | head -n 1)" = "ok=$ROUNDS bad=0" ] ||
+		check_fail "$side closes first: not every round connected at once and got its whole response from n2"
+done
+
+# Absolute (-a), from the node's own new namespace; history untouched (-s).
+syn_est=$(in_node 1 nstat -asz TcpExtTCPSYNChallenge | awk '$1 == "TcpExtTCPSYNChallenge" {print $2}')
+reused=$(grep -c 'closed: client reused its port' "$TMP/n1.log")
+rst=$(rst_watch_count)
+log "n1: ${reused:-0} flows ended by their client's reuse; ${syn_est:-?} SYNs met an established socket; $rst resets at the client"
+[ "${syn_est:-x}" = 0 ] ||
+	check_fail "${syn_est:-?} reused-port SYNs met a socket of the previous connection on n1"
+[ "$rst" = 0 ] || check_fail "$rst resets at the client"
+[ "$FAILS" = 0 ] || fail "$FAILS checks failed"
+pass "port reuse, $((2 * ROUNDS)) rounds: every SYN met the listener, every response whole, no reset"
