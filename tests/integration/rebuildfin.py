@@ -4,8 +4,10 @@ request, then its FIN sent again and again for SECS seconds, so that one
 copy reaches the back while it rebuilds the connection.  Its namespace must
 drop the resets its kernel would send to the server's packets.
 Usage: rebuildfin.py SRC DST SPORT PATH SECS"""
-import os, random, socket, struct, sys, time
+import random, socket, struct, sys, time
 src, dst, sport, path, secs = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+
+M = 0xffffffff
 
 def csum(b):
     if len(b) % 2: b += b"\0"
@@ -15,7 +17,9 @@ def csum(b):
 
 def seg(seq, ack, flags, payload=b"", opts=b""):
     off = (20 + len(opts)) // 4
-    h = struct.pack("!HHIIBBHHH", sport, 80, seq, ack, off << 4, flags, 64240, 0, 0) + opts
+    # Sequence numbers wrap at 2**32.
+    h = struct.pack("!HHIIBBHHH", sport, 80, seq & M, ack & M, off << 4,
+                    flags, 64240, 0, 0) + opts
     ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(h) + len(payload))
     c = csum(ph + h + payload)
     return h[:16] + struct.pack("!H", c) + h[18:] + payload
@@ -47,7 +51,7 @@ while time.time() < end:
 got = {}
 fin_at = None
 rx.settimeout(3)
-while fin_at is None or sum(len(d) for d in got.values()) < fin_at - srv:
+while fin_at is None or sum(len(d) for d in got.values()) < (fin_at - srv) & M:
     p = rx.recv(65535)
     ihl = (p[0] & 15) * 4
     t = p[ihl:]
@@ -59,7 +63,7 @@ while fin_at is None or sum(len(d) for d in got.values()) < fin_at - srv:
         got[seq] = data
     if fl & 0x01:
         fin_at = seq + len(data)
-resp = b"".join(got[k] for k in sorted(got))
+resp = b"".join(got[k] for k in sorted(got, key=lambda k: (k - srv) & M))
 tx.sendto(seg(isn + 2 + len(req), fin_at + 1, 0x10), (dst, 0))
 if not resp.startswith(b"HTTP/1.1 200 "):
     sys.exit(f"response: {resp[:40]!r}")
