@@ -572,9 +572,9 @@ front_confirmed(struct flow *f)
 		return;
 	}
 	ev_timer_stop(qtd->loop, &f->f_timer);
-	/* Our socket went with the replay (hand_off). */
-	/* The request was kept for a take-back, which cannot come now: its
-	 * buffer (4 KB or more) would be most of a live flow's memory. */
+	/* Our socket went with the replay (hand_off).  The request was
+	 * kept for a take-back, which cannot come now: its buffer (4 KB or
+	 * more) would be most of a live flow's memory. */
 	free(f->f_buf);
 	f->f_buf = NULL;
 	f->f_blen = f->f_bcap = 0;

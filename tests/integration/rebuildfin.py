@@ -5,24 +5,11 @@ copy reaches the back while it rebuilds the connection.  Its namespace must
 drop the resets its kernel would send to the server's packets.
 Usage: rebuildfin.py SRC DST SPORT PATH SECS"""
 import random, socket, struct, sys, time
+from rawtcp import M, segment		# beside this file: on sys.path
 src, dst, sport, path, secs = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
 
-M = 0xffffffff
-
-def csum(b):
-    if len(b) % 2: b += b"\0"
-    s = sum(struct.unpack(f"!{len(b)//2}H", b))
-    while s >> 16: s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
-
 def seg(seq, ack, flags, payload=b"", opts=b""):
-    off = (20 + len(opts)) // 4
-    # Sequence numbers wrap at 2**32.
-    h = struct.pack("!HHIIBBHHH", sport, 80, seq & M, ack & M, off << 4,
-                    flags, 64240, 0, 0) + opts
-    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(h) + len(payload))
-    c = csum(ph + h + payload)
-    return h[:16] + struct.pack("!H", c) + h[18:] + payload
+    return segment(src, sport, dst, 80, seq, ack, flags, payload, opts)
 
 tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
 rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)

@@ -146,27 +146,6 @@ except socket.timeout:
     print("silent")
 EOF
 
-# One hand-crafted TCP segment from C (raw socket, the kernel adds the IP
-# header): SPORT -> DST:DPORT with FLAGS, no connection behind it.
-cat >"$TMP/segment.py" <<'EOF'
-import socket, struct, sys
-src, sport, dst, dport, flags = sys.argv[1:6]
-fl = {"ack": 0x10, "fin": 0x11, "rst": 0x14}[flags]
-hdr = struct.pack("!HHIIBBHHH", int(sport), int(dport), 1000, 2000, 5 << 4,
-                  fl, 502, 0, 0)
-pseudo = struct.pack("!4s4sBBH", socket.inet_aton(src), socket.inet_aton(dst),
-                     0, 6, len(hdr))
-data = pseudo + hdr
-s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-while s >> 16:
-    s = (s & 0xffff) + (s >> 16)
-hdr = hdr[:16] + struct.pack("!H", ~s & 0xffff) + hdr[18:]
-r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
-r.bind((src, 0))
-r.sendto(hdr, (dst, 0))
-EOF
-
-
 H="$QTNF ct-del {c} {p} $FA 80"
 # Today's hand-off: set entry, exact delete; the entry comes from pickup.
 PICKUP="pickup=ipset add $SET {c},tcp:{p},$FA && $H"
@@ -242,7 +221,8 @@ for p in 41021:ack 41022:fin; do
 	in_node 1 "$QTNF" ct-create-dnat "$CA" "${p%:*}" "$FA" 80 "$BA" \
 	    "$CT_PORT" 600 || fail "create for ${p%:*}"
 	inF ipset add "$SET" "$CA,tcp:${p%:*},$FA"
-	in_client python3 "$TMP/segment.py" "$CA" "${p%:*}" "$FA" 80 "${p#*:}" ||
+	in_client python3 "$QT_SRC/tests/integration/rawtcp.py" "$CA" \
+	    "${p%:*}" "$FA" 80 "${p#*:}" ||
 		fail "cannot send a crafted segment"
 done
 captures_stop
