@@ -187,7 +187,7 @@ take_back_finish(struct flow *f, const char *why)
 {
 	const char *peer = qtd->cf->c_nodes[f->f_peer].n_name;
 
-	/* Our socket was closed once the replay went: it is rebuilt, in
+	/* Our socket was closed before the replay went: it is rebuilt, in
 	 * the state it was frozen in, while the client's packets still go
 	 * to the back (unsteered first, one reaching us with no socket
 	 * would meet the listener, which answers with a reset). */
@@ -333,21 +333,25 @@ hand_off(struct flow *f, int peer)
 	f->f_isn = f->f_rs.rs_rcv_nxt - 1 - (uint32_t)f->f_blen -
 	    (f->f_rs.rs_fin ? 1 : 0);
 	f->f_state = FS_REPLAYING;
+	/* The frozen socket goes now, before the replay, not at the
+	 * confirmation: while it exists, a client that is done and reuses
+	 * its port (the back's response and the client's close can beat
+	 * the CONFIRM to us) has its new SYN met by this socket, not by the
+	 * listener: a challenge ACK and a reconnect 10 ms later, or, if the
+	 * SYN comes as we close it, no answer for a second.  Closed just
+	 * after the replay, it still met 2 SYNs in 200 quick reuses: this
+	 * process was not run again for the 0.5 ms the back took to answer
+	 * and the client to close.  Before the replay, the client cannot be
+	 * done yet.  Its state is in f_rs: a take-back rebuilds it
+	 * (front_rebuild).  Still in repair mode: the close puts nothing on
+	 * the wire. */
+	repair_drop(f->f_fd);
+	f->f_fd = -1;
+	f->f_frozen = 0;
 	if (send_replay(f) == -1) {
 		take_back(f, TB_ERROR, "replay send failed");
 		return;
 	}
-	/* The frozen socket goes now, not at the confirmation: while it
-	 * exists, a client that is done and reuses its port (the back's
-	 * response and the client's close can beat the CONFIRM to us) has
-	 * its new SYN met by this socket, not by the listener: a challenge
-	 * ACK and a reconnect 10 ms later, or, if the SYN comes as we close
-	 * it, no answer for a second (seen in 1 of 300 such reuses).  Its
-	 * state is in f_rs: a take-back rebuilds it (front_rebuild).  Still
-	 * in repair mode: the close puts nothing on the wire. */
-	repair_drop(f->f_fd);
-	f->f_fd = -1;
-	f->f_frozen = 0;
 	ev_init(&f->f_timer, replay_timeout);
 	f->f_timer.repeat = qtd->cf->c_handoff_timeout / 1000.0;
 	ev_timer_again(qtd->loop, &f->f_timer);
