@@ -263,6 +263,7 @@ void	repair_close(int fd);
 /* The same, for a socket repair_freeze() froze and nothing thawed. */
 void	repair_drop(int fd);
 int	tcp_state(int fd);	/* TCP_INFO tcpi_state, -1 on error */
+const char *tcp_state_name(int);	/* "ESTABLISHED", "LAST-ACK", ... */
 /* 1 if the peer has acknowledged or sent a byte since the socket was
  * made (or rebuilt), 0 if not, -1 on error. */
 int	tcp_heard(int fd);

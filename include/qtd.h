@@ -137,6 +137,7 @@ struct qt_stats {
 	uint64_t	st_stale;
 	uint64_t	st_dup_replays;
 	uint64_t	st_refused;
+	uint64_t	st_superseded;
 	uint64_t	st_bad_requests;
 	uint64_t	st_bytes_served;
 	uint64_t	st_band_bad;

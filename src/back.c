@@ -371,6 +371,30 @@ rebuild(struct reasm *a)
 	local.sin_port = a->a_bport;
 	peer.sin_addr.s_addr = a->a_cip;
 	peer.sin_port = a->a_cport;
+	/* A flow of ours still on this tuple from an earlier connection (a
+	 * new ISN: its client opened another).  Already closed, it only
+	 * waits for closing_poll: end it as that would.  Otherwise it is
+	 * over for the client, whose front saw the new SYN and unsteered
+	 * it: a client that closes and reuses its port at once does so
+	 * before our FIN, which then goes unanswered, and our socket would
+	 * sit in LAST-ACK for minutes refusing every hand-off on the tuple.
+	 * It goes now, without a packet or a report: the front ended it. */
+	f = flow_by_tuple(1, a->a_cip, a->a_cport, a->a_bport);
+	if (f && f->f_isn != a->a_hdr.h_isn) {
+		int st = f->f_fd != -1 ? tcp_state(f->f_fd) : -1;
+
+		if (st == TCP_CLOSE || st == -1) {
+			flow_close(f, f->f_why ? f->f_why : "closed");
+		} else {
+			f->f_aborted = 1;
+			f->f_frozen = 1;
+			qtd->st.st_superseded++;
+			flow_log(f, flow_step_level(), "superseded",
+			    "socket in %s, the client has reused its port",
+			    tcp_state_name(st));
+			flow_close(f, "client reused its port");
+		}
+	}
 	fd = repair_restore(rsock_take(), &local, &peer, &a->a_hdr.h_rs);
 	if (fd == -1) {
 		int e = errno;
@@ -401,6 +425,7 @@ rebuild(struct reasm *a)
 	f->f_peer = a->a_origin;
 	f->f_state = FS_BACK;
 	f->f_peer_fin = a->a_hdr.h_rs.rs_fin;
+	f->f_isn = a->a_hdr.h_isn;
 	memcpy(f->f_token, a->a_hdr.h_token, QT_TOKEN_LEN);
 	memcpy(f->f_buf, a->a_req, a->a_hdr.h_req_len);
 	f->f_blen = a->a_hdr.h_req_len;

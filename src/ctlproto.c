@@ -37,6 +37,8 @@ const struct ctl_counter ctl_counters[] = {
 	    "Duplicate replays of a hand-off already served." },
 	{ "refused", ST(st_refused),
 	    "Hand-offs refused by a back." },
+	{ "superseded", ST(st_superseded),
+	    "Back flows dropped for a newer connection on their tuple." },
 	{ "bad_requests", ST(st_bad_requests),
 	    "Requests answered with an HTTP error." },
 	{ "bytes_served", ST(st_bytes_served),

@@ -270,6 +270,24 @@ tcp_state(int fd)
 	return ti.tcpi_state;
 }
 
+const char *
+tcp_state_name(int st)
+{
+	static const char *const names[] = {
+		[TCP_ESTABLISHED] = "ESTABLISHED", [TCP_SYN_SENT] = "SYN-SENT",
+		[TCP_SYN_RECV] = "SYN-RECV", [TCP_FIN_WAIT1] = "FIN-WAIT-1",
+		[TCP_FIN_WAIT2] = "FIN-WAIT-2", [TCP_TIME_WAIT] = "TIME-WAIT",
+		[TCP_CLOSE] = "CLOSED", [TCP_CLOSE_WAIT] = "CLOSE-WAIT",
+		[TCP_LAST_ACK] = "LAST-ACK", [TCP_LISTEN] = "LISTEN",
+		[TCP_CLOSING] = "CLOSING",
+	};
+
+	if (st < 0 || (size_t)st >= sizeof(names) / sizeof(names[0]) ||
+	    !names[st])
+		return "unknown";
+	return names[st];
+}
+
 /* The kernel's tcp_info goes on past glibc's (which ends at
  * tcpi_total_retrans) with fields that have not moved since 4.1. */
 struct tcp_info_more {

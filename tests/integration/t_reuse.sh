@@ -12,7 +12,7 @@
 # established socket; the client sends no reset.
 source "$(dirname "$0")/lib.sh"
 require_root
-for t in python3 tcpdump nstat; do
+for t in python3 tcpdump nstat iptables; do
 	command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit 4; }
 done
 
@@ -83,31 +83,50 @@ for b in bad[:10]:
 EOF
 
 tb_all=0
-for side in server client; do
+# run_rounds SIDE PORT ROUNDS LABEL
+run_rounds() {
+	local side=$1 port=$2 rounds=$3 label=$4 t0 out tb
 	t0=$(now_ms)
-	port=20011
-	[ "$side" = client ] && port=20012
 	out=$(in_client python3 "$TMP/reuse.py" "$(addr 1)" "$TMP/www" "$f" \
-	    "$port" "$side" "$ROUNDS" 2>&1) || fail "reuse client ($side closes first): $out"
-	log "$side closes first, port $port: $(echo "$out" | head -n 1) in $(($(now_ms) - t0)) ms, $(echo "$out" | sed -n 2p)"
+	    "$port" "$side" "$rounds" 2>&1) || fail "reuse client ($label): $out"
+	log "$label, port $port: $(echo "$out" | head -n 1) in $(($(now_ms) - t0)) ms, $(echo "$out" | sed -n 2p)"
 	echo "$out" | tail -n +3 | sed 's/^/#/'
-	[ "$(echo "$out" | head -n 1)" = "ok=$ROUNDS bad=0" ] ||
-		check_fail "$side closes first: not every round connected at once and got its whole, right response"
+	[ "$(echo "$out" | head -n 1)" = "ok=$rounds bad=0" ] ||
+		check_fail "$label: not every round connected at once and got its whole, right response"
 	tb=$(echo "$out" | sed -n 's/.*by n1 (taken back) \([0-9]*\).*/\1/p')
 	tb_all=$((tb_all + ${tb:-0}))
-done
+}
+run_rounds server 20011 "$ROUNDS" "server closes first"
+run_rounds client 20012 "$ROUNDS" "client closes first"
+sup0=$(counter 2 superseded)
 
-# A round n1 serves itself is a take-back: n2 refused the hand-off because
-# a socket of an earlier connection still held the tuple (seen: LAST-ACK,
-# the client's last ACK missing; see docs/architecture.md).  Nothing else
-# may make a hand-off fail here (refusals are logged with a count: the
-# counters tell).
+# The client closing first reuses its port as soon as its FIN is
+# acknowledged (its kernel keeps a TIME-WAIT socket in FIN-WAIT-2 for it,
+# which a bound connect may reuse), which can be before the back's FIN:
+# that FIN then goes unanswered, and the back's socket stays in LAST-ACK,
+# holding the tuple.  Seen in 1 of 10 runs above; here every round, the
+# client's firewall dropping the back's FINs.  Each round's hand-off must
+# still be taken by n2, which drops the previous round's socket first.
+FROUNDS=10
+in_client iptables -A INPUT -p tcp --sport 80 --dport 20013 \
+    --tcp-flags FIN FIN -j DROP
+run_rounds client 20013 "$FROUNDS" "client closes first, the back's FIN lost"
+in_client iptables -F INPUT
+sup=$(($(counter 2 superseded) - sup0))
+lastack=$(grep "superseded: socket in LAST-ACK" "$TMP/n2.log" | grep -c ":20013 ")
+log "n2 superseded $sup0 sockets of earlier connections before, $sup with the back's FIN lost ($lastack in LAST-ACK)"
+grep "superseded" "$TMP/n2.log" | head -n 3 | sed 's/^/#   /'
+[ "$sup" = $((FROUNDS - 1)) ] && [ "$lastack" = $((FROUNDS - 1)) ] ||
+	check_fail "n2 did not drop each earlier LAST-ACK socket on the tuple ($sup of $((FROUNDS - 1)), $lastack in LAST-ACK)"
+
+# Every round is handed off: the back dropping a socket of an earlier
+# connection still on the tuple, no refusal makes a take-back.
 tbr=$(counter 1 taken_back_refused) tbt=$(counter 1 taken_back_timeout)
 tbe=$(counter 1 taken_back_error)
-odd=$(grep "refused: " "$TMP/n2.log" | grep -vc "Cannot assign requested address")
 log "take-backs: $tb_all rounds served by n1; n1 counts $tbr refused, $tbt timed out, $tbe failed"
-[ "$tb_all" = "$tbr" ] && [ "$tbt" = 0 ] && [ "$tbe" = 0 ] && [ "$odd" = 0 ] ||
-	check_fail "hand-offs failed for another reason than a held tuple ($odd refusals logged for others)"
+grep "refused: " "$TMP/n2.log" | head -n 3 | sed 's/^/#   /'
+[ "$tb_all" = 0 ] && [ "$tbr" = 0 ] && [ "$tbt" = 0 ] && [ "$tbe" = 0 ] ||
+	check_fail "not every round was handed off"
 # Absolute (-a), from the node's own new namespace; history untouched (-s).
 syn_est=$(in_node 1 nstat -asz TcpExtTCPSYNChallenge | awk '$1 == "TcpExtTCPSYNChallenge" {print $2}')
 reused=$(grep -c 'closed: client reused its port' "$TMP/n1.log")
@@ -117,4 +136,4 @@ log "n1: ${reused:-0} flows ended by their client's reuse; ${syn_est:-?} SYNs me
 	check_fail "${syn_est:-?} reused-port SYNs met a socket of the previous connection on n1"
 [ "$rst" = 0 ] || check_fail "$rst resets at the client"
 [ "$FAILS" = 0 ] || fail "$FAILS checks failed"
-pass "port reuse, $((2 * ROUNDS)) rounds: every SYN met the listener, every response whole, no reset"
+pass "port reuse, $((2 * ROUNDS + FROUNDS)) rounds: every SYN met the listener, every hand-off taken, every response whole, no reset"
