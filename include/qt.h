@@ -252,6 +252,8 @@ int	hdr_verify(const uint8_t buf[HDR_LEN], const struct hdr_tuple *,
 int	repair_freeze(int fd, struct repair_state *, char *extra,
 	    size_t extra_max, size_t *extra_len);
 int	repair_thaw(int fd);
+/* Loads the rebuilds' socket filter: at start, before privileges go. */
+void	repair_init(void);
 /* A socket ready for repair_restore (SO_REUSEADDR, then repair mode). */
 int	repair_socket(void);
 /* Socket fd (from repair_socket, or -1: a new one) bound to local and

@@ -202,6 +202,7 @@ main(int argc, char **argv)
 		log_err("replay socket: %s", err);
 		return 1;
 	}
+	repair_init();
 	/* Each step logs its own failure, but the band socket's. */
 	if (steer_setup() == -1)
 		return 1;

@@ -13,6 +13,8 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/bpf.h>
 #include <linux/filter.h>
 #include <linux/sockios.h>
 
@@ -137,14 +139,43 @@ repair_close(int fd)
 }
 
 /*
- * The first steps of a rebuild, which depend on no flow: back.c keeps a
- * few such sockets made while it waits, four system calls off the
- * path from the replay to the client's first byte.
+ * The filter that drops every segment a socket being rebuilt receives
+ * (see repair_restore), as an eBPF program loaded once: a classic filter
+ * is compiled (JIT) anew for each socket it is attached to, 9 us of CPU
+ * per hand-off on the back against 0.6 us for attaching a loaded
+ * program.  Loading needs CAP_BPF or CAP_SYS_ADMIN, so it is done at
+ * start, before the capabilities go; where it fails (an older kernel,
+ * BPF disabled), the classic filter serves.
  */
-int
-repair_socket(void)
+static int	drop_prog = -1;
+
+void
+repair_init(void)
 {
-	/* Drops every segment: see repair_restore. */
+	struct bpf_insn prog[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0,
+		    .imm = 0 },		/* r0 = 0: keep no byte */
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	union bpf_attr a;
+
+	if (drop_prog != -1)
+		return;
+	memset(&a, 0, sizeof(a));
+	a.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+	a.insn_cnt = sizeof(prog) / sizeof(prog[0]);
+	a.insns = (uint64_t)(uintptr_t)prog;
+	a.license = (uint64_t)(uintptr_t)"GPL";
+	drop_prog = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &a, sizeof(a));
+	if (drop_prog == -1)
+		log_info("no eBPF socket filter (%m): rebuilds use a classic "
+		    "one, compiled for each socket");
+}
+
+/* Attaches the drop-all filter to fd. */
+static int
+attach_drop(int fd)
+{
 	static struct sock_filter drop_all[] = {
 		BPF_STMT(BPF_RET | BPF_K, 0),
 	};
@@ -152,6 +183,22 @@ repair_socket(void)
 		.len = 1,
 		.filter = drop_all,
 	};
+
+	if (drop_prog != -1)
+		return setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &drop_prog,
+		    sizeof(drop_prog));
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &drop,
+	    sizeof(drop));
+}
+
+/*
+ * The first steps of a rebuild, which depend on no flow: back.c keeps a
+ * few such sockets made while it waits, four system calls off the
+ * path from the replay to the client's first byte.
+ */
+int
+repair_socket(void)
+{
 	int fd, saved;
 
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -159,12 +206,12 @@ repair_socket(void)
 		return -1;
 	/* SO_REUSEADDR before TCP_REPAIR: the other order lets the later
 	 * SO_REUSEADDR overwrite repair's forced reuse, and bind() fails
-	 * with EADDRINUSE while another socket holds the port. */
+	 * with EADDRINUSE while another socket holds the port.  The filter
+	 * drops every segment: see repair_restore. */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 },
 	    sizeof(int)) == -1 ||
 	    setint(fd, TCP_REPAIR, TCP_REPAIR_ON) == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &drop,
-	    sizeof(drop)) == -1) {
+	    attach_drop(fd) == -1) {
 		saved = errno;
 		(void)close(fd);
 		errno = saved;
