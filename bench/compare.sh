@@ -436,7 +436,9 @@ stats() {
 }
 
 # ttfb C MODE SIZE URL PATH...: TTFB_N sequential requests (one curl
-# process, -w per transfer), the paths in turn; sets T50 T99 TBAD.
+# process, -w per transfer), the paths in turn; sets T50 T99 TBAD, and
+# TC50, the median of their connects (close: the handshake with the
+# front alone, a share no front's work is in).
 ttfb() {
 	local c=$1 mode=$2 s=$3 url=$4 i
 	shift 4
@@ -447,14 +449,17 @@ ttfb() {
 		printf 'url = "%s/%s"\noutput = "/dev/null"\n' "$url" "${paths[$((i % ${#paths[@]}))]}"
 	done >> "$TMP/ttfb.cfg"
 	in_client curl -sS --max-time 120 "${hdr[@]}" -K "$TMP/ttfb.cfg" \
-	    -w '%{http_code} %{size_download} %{time_starttransfer}\n' \
+	    -w '%{http_code} %{size_download} %{time_starttransfer} %{time_connect}\n' \
 	    > "$TMP/ttfb.w" 2>>"$TMP/curl.err"
-	TBAD=$(awk -v size="${BYTES[$s]}" -v n="$TTFB_N" -v t="$TMP/ttfb.t" '
-		BEGIN { printf "" > t }
-		$1 == 200 && $2 == size && NF == 3 { print $3 > t; good++; next }
+	TBAD=$(awk -v size="${BYTES[$s]}" -v n="$TTFB_N" -v t="$TMP/ttfb.t" \
+	    -v tc="$TMP/ttfb.c" '
+		BEGIN { printf "" > t; printf "" > tc }
+		$1 == 200 && $2 == size && NF == 4 {
+			print $3 > t; print $4 > tc; good++; next }
 		{ bad++ }
 		END { print n - good }' "$TMP/ttfb.w")
 	read -r T50 T99 < <(stats "$TMP/ttfb.t")
+	read -r TC50 _ < <(stats "$TMP/ttfb.c")
 }
 
 # wrk_run MODE URL DURATION CONNS PATH...: sets W_REQ W_DUR_US W_ERR W_L50 W_L99
@@ -586,7 +591,7 @@ d = json.load(sys.stdin); k = sys.argv[1]
 print(d["counters"].get(k, d["flows"].get(k, d.get(k, 0))))' "$2" 2>/dev/null || echo "?"
 }
 
-declare -A R_RPS R_T50 R_T99 R_FCPU R_MCPU R_FPROC R_ERR R_REQ R_BG0 R_BGA R_L50 R_L99 R_TBAD R_FGN
+declare -A R_RPS R_T50 R_T99 R_TC50 R_FCPU R_MCPU R_FPROC R_ERR R_REQ R_BG0 R_BGA R_L50 R_L99 R_TBAD R_FGN
 declare -A SPLICE_CHECK AFF
 
 # splice_check C: strace -c -f on haproxy over 1.5 s of a 1 MB keep-alive
@@ -657,7 +662,7 @@ measure_cell() {
 		    echo "# $c $mode $s: other work took $FGN% of a CPU during the run: again"
 	done
 	ttfb "$c" "$mode" "$s" "$url" "${PA[$s]}" "${PB[$s]}"
-	R_T50[$k]=$T50 R_T99[$k]=$T99 R_TBAD[$k]=$TBAD
+	R_T50[$k]=$T50 R_T99[$k]=$T99 R_TBAD[$k]=$TBAD R_TC50[$k]=$TC50
 	echo "# [$(front_affinity)] $c $mode $s: ${R_RPS[$k]} req/s, front ${R_FCPU[$k]} us/req (procs ${R_FPROC[$k]}), machine ${R_MCPU[$k]} us/req, ttfb $T50/$T99 ms, errors ${R_ERR[$k]}+$TBAD, bg cpu0 ${R_BG0[$k]}%, foreign ${R_FGN[$k]}%$extra"
 }
 
@@ -846,12 +851,12 @@ done
 echo "measured in ${elapsed}s"
 echo
 
-cols="mode,size,bytes,contender,requests,errors,req_per_s,ttfb_median_ms,ttfb_p99_ms,front_cpu_us_per_req,machine_cpu_us_per_req,front_proc_us_per_req,x_req_per_s,x_ttfb_median,x_ttfb_p99,x_front_cpu,x_machine_cpu,wrk_latency_p50_ms,wrk_latency_p99_ms,ttfb_requests,ttfb_bad,bg_cpu0_pct,bg_all_pct,foreign_pct,duration_s,conns,nproc,kernel"
+cols="mode,size,bytes,contender,requests,errors,req_per_s,ttfb_median_ms,ttfb_p99_ms,front_cpu_us_per_req,machine_cpu_us_per_req,front_proc_us_per_req,x_req_per_s,x_ttfb_median,x_ttfb_p99,x_front_cpu,x_machine_cpu,wrk_latency_p50_ms,wrk_latency_p99_ms,ttfb_requests,ttfb_bad,bg_cpu0_pct,bg_all_pct,foreign_pct,duration_s,conns,nproc,kernel,ttfb_connect_median_ms"
 echo "$cols" > "$OUT"
 
-fmt='%-9s %-5s %-14s %8s %5s %7s %5s %7s %5s %8s %6s %8s %5s %7s %4s %4s %4s\n'
-printf "$fmt" mode size contender "req/s" x "ttfb50" x "ttfb99" x front x machine x fproc err bg0 fgn
-printf "$fmt" "" "" "" "" "" ms "" ms "" "us/req" "" "us/req" "" "us/req" "" "%" "%"
+fmt='%-9s %-5s %-14s %8s %5s %7s %5s %7s %5s %6s %8s %6s %8s %5s %7s %4s %4s %4s\n'
+printf "$fmt" mode size contender "req/s" x "ttfb50" x "ttfb99" x conn50 front x machine x fproc err bg0 fgn
+printf "$fmt" "" "" "" "" "" ms "" ms "" ms "us/req" "" "us/req" "" "us/req" "" "%" "%"
 for mode in $MODES; do
 	for s in $SIZES; do
 		q="quicktwitch|$mode|$s"
@@ -864,9 +869,10 @@ for mode in $MODES; do
 			xm=$(ratio "${R_MCPU[$k]}" "${R_MCPU[$q]}")
 			err=$((R_ERR[$k] + R_TBAD[$k]))
 			printf "$fmt" "$mode" "$s" "$c" "${R_RPS[$k]}" "$xr" "${R_T50[$k]}" "$x5" \
-			    "${R_T99[$k]}" "$x9" "${R_FCPU[$k]}" "$xf" "${R_MCPU[$k]}" "$xm" \
-			    "${R_FPROC[$k]}" "$err" "${R_BG0[$k]}" "${R_FGN[$k]}"
-			echo "$mode,$s,${BYTES[$s]},$c,${R_REQ[$k]},${R_ERR[$k]},${R_RPS[$k]},${R_T50[$k]},${R_T99[$k]},${R_FCPU[$k]},${R_MCPU[$k]},${R_FPROC[$k]},$xr,$x5,$x9,$xf,$xm,${R_L50[$k]},${R_L99[$k]},$TTFB_N,${R_TBAD[$k]},${R_BG0[$k]},${R_BGA[$k]},${R_FGN[$k]},$DURATION,$CONNS,$NPROC,$(uname -r)" >> "$OUT"
+			    "${R_T99[$k]}" "$x9" "${R_TC50[$k]}" "${R_FCPU[$k]}" "$xf" \
+			    "${R_MCPU[$k]}" "$xm" "${R_FPROC[$k]}" "$err" "${R_BG0[$k]}" \
+			    "${R_FGN[$k]}"
+			echo "$mode,$s,${BYTES[$s]},$c,${R_REQ[$k]},${R_ERR[$k]},${R_RPS[$k]},${R_T50[$k]},${R_T99[$k]},${R_FCPU[$k]},${R_MCPU[$k]},${R_FPROC[$k]},$xr,$x5,$x9,$xf,$xm,${R_L50[$k]},${R_L99[$k]},$TTFB_N,${R_TBAD[$k]},${R_BG0[$k]},${R_BGA[$k]},${R_FGN[$k]},$DURATION,$CONNS,$NPROC,$(uname -r),${R_TC50[$k]}" >> "$OUT"
 		done
 	done
 	echo
@@ -877,6 +883,9 @@ echo "req/s    wrk -t1 -c $CONNS, completed requests over the run."
 echo "ttfb     curl's time_starttransfer (keep-alive: on one reused connection,"
 echo "         so the first includes the connect; close: connect + request +"
 echo "         first byte, a hand-off for quicktwitch), median and p99, ms."
+echo "conn50   the median of those requests' connects (curl's time_connect),"
+echo "         ms: close: the handshake alone, kernel work on the front's core"
+echo "         for a front; ttfb50 - conn50 is the request's own share."
 echo "front    CPU 0 (the front's core: its processes and, by RPS, its packet"
 echo "         work), user+nice+system+irq+softirq from /proc/stat over the"
 echo "         wrk run, per request, us. Direct has no front: its figure is"
