@@ -381,7 +381,7 @@ rebuild(struct reasm *a)
 	 * It goes now, without a packet or a report: the front ended it. */
 	f = flow_by_tuple(1, a->a_cip, a->a_cport, a->a_bport);
 	if (f && f->f_isn != a->a_hdr.h_isn) {
-		int st = f->f_fd != -1 ? tcp_state(f->f_fd) : -1;
+		int st = tcp_state(f->f_fd);	/* -1 without a socket */
 
 		if (st == TCP_CLOSE || st == -1) {
 			flow_close(f, f->f_why ? f->f_why : "closed");

@@ -3,10 +3,10 @@
  * serves it, and either serve it here or hand the connection off:
  *
  *   steer      the flow joins the back's set; its old conntrack entry goes
- *   freeze     TCP_REPAIR on our socket, its exact state read
+ *   freeze     TCP_REPAIR on our socket, its exact state read; the
+ *              socket closes silently, its state kept
  *   replay     SYN, ACK and request, as the client, marked and with the
- *              authenticated header, to the back's hand-off port; then
- *              our frozen socket closes silently, its state kept
+ *              authenticated header, to the back's hand-off port
  *   confirm    the back's CONFIRM arrives: the flow is handed off
  *
  * Without a confirmation after the configured tries, or on a REFUSE, the

@@ -159,8 +159,6 @@ repair_init(void)
 	};
 	union bpf_attr a;
 
-	if (drop_prog != -1)
-		return;
 	memset(&a, 0, sizeof(a));
 	a.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
 	a.insn_cnt = sizeof(prog) / sizeof(prog[0]);
