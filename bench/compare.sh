@@ -469,13 +469,14 @@ ttfb() {
 # With DRAIN=1 (quicktwitch) the CPU is read once n1's flow table is back
 # to its size before the run (W_DRAIN: the seconds that took).
 wrk_run() {
-	local mode=$1 url=$2 dur=$3 conns=$4 z0 m0 z1 m1 p0 p1 f0 f1 line n0 n1 t0
+	local mode=$1 url=$2 dur=$3 conns=$4 z0 m0 z1 m1 p0 p1 f0 f1 line n0 n1 t0 k0 k1
 	shift 4
 	local hdr=()
 	[ "$mode" = close ] && hdr=(-H 'Connection: close')
 	[ "$DRAIN" = 1 ] && n0=$(qt_counter 1 flows_total)
 	f0=$(foreign_ticks)
 	p0=$(front_proc_ns)
+	k0=$(front_pkts)
 	read -r z0 m0 < <(cpu_snap)
 	in_client wrk -t1 -c "$conns" -d "${dur}s" --timeout 10s -s "$TMP/wrk.lua" \
 	    "${hdr[@]}" "$url/" -- "$@" > "$TMP/wrk.out" 2>&1
@@ -494,9 +495,10 @@ wrk_run() {
 		W_DRAIN=$(awk -v d=$(($(date +%s%N) - t0)) 'BEGIN {printf "%.1f", d / 1e9}')
 	fi
 	read -r z1 m1 < <(cpu_snap)
+	k1=$(front_pkts)
 	p1=$(front_proc_ns)
 	f1=$(foreign_ticks)
-	D0=$((z1 - z0)) DM=$((m1 - m0)) DP=$((p1 - p0))
+	D0=$((z1 - z0)) DM=$((m1 - m0)) DP=$((p1 - p0)) DK=$((k1 - k0))
 	FGN=$(awk -v d=$((f1 - f0)) -v t="$dur" -v hz="$HZ" 'BEGIN {if (d < 0) d = 0; printf "%.0f", d * 100 / hz / t}')
 	line=$(grep '^WRKRESULT' "$TMP/wrk.out" | tail -n 1)
 	if [ -z "$line" ]; then
@@ -509,6 +511,14 @@ wrk_run() {
 	W_REQ=$2 W_DUR_US=$3 W_ERR=$(($5 + $6 + $7 + $8 + $9))
 	W_L50=$(awk -v v="${10}" 'BEGIN {printf "%.3f", v / 1000}')
 	W_L99=$(awk -v v="${11}" 'BEGIN {printf "%.3f", v / 1000}')
+}
+
+# Packets through the front's interface, in and out: what it touches of
+# the traffic (a proxy every packet of both connections; a hand-off's
+# front the client's packets, each forwarded, so counted twice).
+front_pkts() {
+	in_node 1 cat /sys/class/net/eth0/statistics/rx_packets \
+	    /sys/class/net/eth0/statistics/tx_packets | awk '{s += $1} END {print s + 0}'
 }
 
 # bg_sample: before a cell, wait (at most CELL_QUIET s) until CPU 0 is
@@ -591,7 +601,7 @@ d = json.load(sys.stdin); k = sys.argv[1]
 print(d["counters"].get(k, d["flows"].get(k, d.get(k, 0))))' "$2" 2>/dev/null || echo "?"
 }
 
-declare -A R_RPS R_T50 R_T99 R_TC50 R_FCPU R_MCPU R_FPROC R_ERR R_REQ R_BG0 R_BGA R_L50 R_L99 R_TBAD R_FGN
+declare -A R_RPS R_T50 R_T99 R_TC50 R_FCPU R_MCPU R_FPROC R_FPKT R_ERR R_REQ R_BG0 R_BGA R_L50 R_L99 R_TBAD R_FGN
 declare -A SPLICE_CHECK AFF
 
 # splice_check C: strace -c -f on haproxy over 1.5 s of a 1 MB keep-alive
@@ -651,6 +661,7 @@ measure_cell() {
 			R_FCPU[$k]=$(us_per "$D0" ticks "$W_REQ")
 			R_MCPU[$k]=$(us_per "$DM" ticks "$W_REQ")
 			R_FPROC[$k]=$(us_per "$DP" ns "$W_REQ")
+			R_FPKT[$k]=$(awk -v p="$DK" -v r="$W_REQ" 'BEGIN {printf "%.1f", (r > 0 ? p / r : 0)}')
 			extra=""
 			if [ "$DRAIN" = 1 ]; then
 				ho1=$(qt_counter 1 handed_off); tb1=$(qt_counter 1 taken_back)
@@ -851,12 +862,12 @@ done
 echo "measured in ${elapsed}s"
 echo
 
-cols="mode,size,bytes,contender,requests,errors,req_per_s,ttfb_median_ms,ttfb_p99_ms,front_cpu_us_per_req,machine_cpu_us_per_req,front_proc_us_per_req,x_req_per_s,x_ttfb_median,x_ttfb_p99,x_front_cpu,x_machine_cpu,wrk_latency_p50_ms,wrk_latency_p99_ms,ttfb_requests,ttfb_bad,bg_cpu0_pct,bg_all_pct,foreign_pct,duration_s,conns,nproc,kernel,ttfb_connect_median_ms"
+cols="mode,size,bytes,contender,requests,errors,req_per_s,ttfb_median_ms,ttfb_p99_ms,front_cpu_us_per_req,machine_cpu_us_per_req,front_proc_us_per_req,x_req_per_s,x_ttfb_median,x_ttfb_p99,x_front_cpu,x_machine_cpu,wrk_latency_p50_ms,wrk_latency_p99_ms,ttfb_requests,ttfb_bad,bg_cpu0_pct,bg_all_pct,foreign_pct,duration_s,conns,nproc,kernel,ttfb_connect_median_ms,front_pkts_per_req"
 echo "$cols" > "$OUT"
 
-fmt='%-9s %-5s %-14s %8s %5s %7s %5s %7s %5s %6s %8s %6s %8s %5s %7s %4s %4s %4s\n'
-printf "$fmt" mode size contender "req/s" x "ttfb50" x "ttfb99" x conn50 front x machine x fproc err bg0 fgn
-printf "$fmt" "" "" "" "" "" ms "" ms "" ms "us/req" "" "us/req" "" "us/req" "" "%" "%"
+fmt='%-9s %-5s %-14s %8s %5s %7s %5s %7s %5s %6s %8s %6s %8s %5s %7s %7s %4s %4s %4s\n'
+printf "$fmt" mode size contender "req/s" x "ttfb50" x "ttfb99" x conn50 front x machine x fproc fpkt err bg0 fgn
+printf "$fmt" "" "" "" "" "" ms "" ms "" ms "us/req" "" "us/req" "" "us/req" "/req" "" "%" "%"
 for mode in $MODES; do
 	for s in $SIZES; do
 		q="quicktwitch|$mode|$s"
@@ -870,9 +881,9 @@ for mode in $MODES; do
 			err=$((R_ERR[$k] + R_TBAD[$k]))
 			printf "$fmt" "$mode" "$s" "$c" "${R_RPS[$k]}" "$xr" "${R_T50[$k]}" "$x5" \
 			    "${R_T99[$k]}" "$x9" "${R_TC50[$k]}" "${R_FCPU[$k]}" "$xf" \
-			    "${R_MCPU[$k]}" "$xm" "${R_FPROC[$k]}" "$err" "${R_BG0[$k]}" \
+			    "${R_MCPU[$k]}" "$xm" "${R_FPROC[$k]}" "${R_FPKT[$k]}" "$err" "${R_BG0[$k]}" \
 			    "${R_FGN[$k]}"
-			echo "$mode,$s,${BYTES[$s]},$c,${R_REQ[$k]},${R_ERR[$k]},${R_RPS[$k]},${R_T50[$k]},${R_T99[$k]},${R_FCPU[$k]},${R_MCPU[$k]},${R_FPROC[$k]},$xr,$x5,$x9,$xf,$xm,${R_L50[$k]},${R_L99[$k]},$TTFB_N,${R_TBAD[$k]},${R_BG0[$k]},${R_BGA[$k]},${R_FGN[$k]},$DURATION,$CONNS,$NPROC,$(uname -r),${R_TC50[$k]}" >> "$OUT"
+			echo "$mode,$s,${BYTES[$s]},$c,${R_REQ[$k]},${R_ERR[$k]},${R_RPS[$k]},${R_T50[$k]},${R_T99[$k]},${R_FCPU[$k]},${R_MCPU[$k]},${R_FPROC[$k]},$xr,$x5,$x9,$xf,$xm,${R_L50[$k]},${R_L99[$k]},$TTFB_N,${R_TBAD[$k]},${R_BG0[$k]},${R_BGA[$k]},${R_FGN[$k]},$DURATION,$CONNS,$NPROC,$(uname -r),${R_TC50[$k]},${R_FPKT[$k]}" >> "$OUT"
 		done
 	done
 	echo
@@ -895,6 +906,9 @@ echo "         backs, wrk and anything else running on the machine."
 echo "fproc    the front's processes only (schedstat of every task in n1),"
 echo "         per request, us: not touched by other work on CPU 0, but"
 echo "         without the packet work softirqs do outside them."
+echo "fpkt     packets through the front's interface per request, in and out"
+echo "         (over the wrk run): a proxy's both connections; a hand-off's"
+echo "         front the client's packets, each counted in and out again."
 echo "err      wrk errors (connect, read, write, status, timeout) plus curl"
 echo "         transfers with a wrong status or size."
 echo "bg0      CPU 0 busy over the half second before the cell (after waiting"

@@ -12,6 +12,9 @@
 #           (voluntary context switches) per hand-off
 #   strace  strace -c -f on the daemon: system calls per hand-off, by
 #           name (strace slows the daemon: only the counts are read)
+#   alloc   uprobes on libc's malloc, calloc, realloc and free, counted
+#           for the daemon by perf stat: heap calls per hand-off (the
+#           probes are removed on exit)
 #   perf    perf record -g on the daemon: the top symbols, self and with
 #           children (the kernel's share included)
 #
@@ -21,7 +24,7 @@
 #   DURATION=4   seconds per pass
 #   CONNS=8      wrk connections
 #   TOP=25       symbols shown per perf table
-#   PERF=1       0 skips the perf pass; STRACE=1 likewise
+#   PERF=1       0 skips the perf pass; STRACE=1 and ALLOC=1 likewise
 #   NODE=1       the daemon profiled: 1 (the front) or 2 (the back)
 #   UPSTREAM=0   1: each back relays to its own nginx over a unix socket,
 #                as in bench/compare.sh, instead of its built-in responder;
@@ -43,6 +46,7 @@ CONNS=${CONNS:-8}
 TOP=${TOP:-25}
 PERF=${PERF:-1}
 STRACE=${STRACE:-1}
+ALLOC=${ALLOC:-1}
 NODE=${NODE:-1}
 UPSTREAM=${UPSTREAM:-0}
 PIN=${PIN:-0}
@@ -57,7 +61,7 @@ for t in wrk ip awk python3; do
 	command -v "$t" >/dev/null || die "$t not found"
 done
 [ "$STRACE" = 0 ] || command -v strace >/dev/null || die "strace not found"
-[ "$PERF" = 0 ] || command -v perf >/dev/null || die "perf not found"
+[ "$PERF" = 0 ] && [ "$ALLOC" = 0 ] || command -v perf >/dev/null || die "perf not found"
 if [ ! -x "$QT_BUILD/quicktwitchd" ] || [ ! -x "$QT_BUILD/qtpick" ]; then
 	cmake -S "$REPO" -B "$QT_BUILD" >/dev/null &&
 	    cmake --build "$QT_BUILD" -j"$(nproc)" >/dev/null || die "build failed"
@@ -175,6 +179,30 @@ if [ "$STRACE" != 0 ]; then
 		    errs ? sprintf("  (%.2f failed)", errs / n) : ""
 	} END { printf "%-20s %7.2f\n", "total", total / n }' "$TMP/strace.txt" |
 	    sort -k2 -g -r
+fi
+
+# --- alloc ------------------------------------------------------------------
+if [ "$ALLOC" != 0 ]; then
+	libc=$(ldd "$QT_BUILD/quicktwitchd" | awk '$1 ~ /^libc\.so/ {print $3}')
+	# A group of our own, so that no one else's probes are touched, and
+	# removed however the script ends (lib.sh's cleanup runs after).
+	PGRP=qtprof$$
+	trap 'perf probe -q -d "$PGRP:*" 2>/dev/null; cleanup' EXIT
+	ok=1
+	for fn in malloc calloc realloc free; do
+		perf probe -q -x "$libc" -a "$PGRP:$fn=$fn" 2>/dev/null || ok=0
+	done
+	echo
+	if [ "$ok" = 1 ] && [ -n "$libc" ]; then
+		n=$(traced perf stat -x, -o "$TMP/alloc.txt" \
+		    -e "$PGRP:malloc,$PGRP:calloc,$PGRP:realloc,$PGRP:free" -p "$D")
+		echo "-- alloc pass: $n hand-offs; heap calls per hand-off (uprobes on $libc)"
+		awk -F, -v n="$n" '$3 ~ /:/ {
+			split($3, e, ":"); printf "%-20s %7.2f\n", e[2], $1 / n
+		}' "$TMP/alloc.txt"
+	else
+		echo "-- alloc pass: skipped, perf probe cannot probe $libc here"
+	fi
 fi
 
 # --- perf -------------------------------------------------------------------
