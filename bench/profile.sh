@@ -4,7 +4,7 @@
 # A three-node cluster in network namespaces (lib.sh); wrk sends
 # "Connection: close" requests for 1 KB objects owned by n2 and n3 through
 # n1, so every request is one hand-off by n1 (NODE=2: objects owned by n2
-# only, and n2's daemon is the one profiled).  Three passes of the same
+# only, and n2's daemon is the one profiled).  Four passes of the same
 # load, DURATION s each:
 #
 #   plain   the daemon's CPU per hand-off (schedstat), its node's eth0
@@ -184,8 +184,8 @@ fi
 # --- alloc ------------------------------------------------------------------
 if [ "$ALLOC" != 0 ]; then
 	libc=$(ldd "$QT_BUILD/quicktwitchd" | awk '$1 ~ /^libc\.so/ {print $3}')
-	# A group of our own, so that no one else's probes are touched, and
-	# removed however the script ends (lib.sh's cleanup runs after).
+	# A group of our own, so that no one else's probes are touched,
+	# removed when the script exits, however (lib.sh's cleanup after).
 	PGRP=qtprof$$
 	trap 'perf probe -q -d "$PGRP:*" 2>/dev/null; cleanup' EXIT
 	ok=1
