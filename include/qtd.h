@@ -70,7 +70,9 @@ struct flow {
 	ev_timer		 f_timer;
 	/* hand-off */
 	struct repair_state	 f_rs;
-	uint32_t		 f_isn;
+	uint32_t		 f_isn;	/* the client's ISN: on a front what
+					 * its replay says, on a back which
+					 * connection holds the tuple */
 	uint8_t			 f_hdr[HDR_LEN];
 	unsigned		 f_tries;
 	uint64_t		 f_tb_at;	/* front: when (ms) a take-back began */
