@@ -38,3 +38,22 @@ quiesce() {
 		[ $(($(date +%s) - t0)) -ge "${QUIET_MAX:-30}" ] && return 1
 	done
 }
+
+# step_timings N STEP...: node N's step timings (qtctl stats, timing.c),
+# one line a step: count, median, p90, p99 in us.
+step_timings() {
+	local n=$1
+	shift
+	qtctl "$n" stats --json | python3 -c '
+import json, sys
+t = json.load(sys.stdin).get("timings", {})
+for step in sys.argv[2:]:
+    h = t.get(step)
+    if not h or not h["count"]:
+        print("  n%s %-14s (none)" % (sys.argv[1], step))
+        continue
+    print("  n%s %-14s median %6.1f us  p90 %6.1f us  p99 %7.1f us  (n=%d)" % (
+        sys.argv[1], step, h["p50_ns"] / 1e3, h["p90_ns"] / 1e3,
+        h["p99_ns"] / 1e3, h["count"]))
+' "$n" "$@"
+}

@@ -9,7 +9,8 @@
 #
 #   plain   the daemon's CPU per hand-off (schedstat), its node's eth0
 #           packets per hand-off (in and out), its event-loop wake-ups
-#           (voluntary context switches) per hand-off
+#           (voluntary context switches) per hand-off; then the
+#           daemons' step timings (qtctl stats) of the front and backs
 #   strace  strace -c -f on the daemon: system calls per hand-off, by
 #           name (strace slows the daemon: only the counts are read)
 #   alloc   uprobes on libc's malloc, calloc, realloc and free, counted
@@ -151,6 +152,12 @@ awk -v n="$n" -v c=$((c1 - c0)) -v v=$((v1 - v0)) -v rx=$((rx1 - rx0)) \
 		printf "CPU 0 per hand-off           %8.1f us (/proc/stat: the daemon and n1'"'"'s packet work)\n", z * 1e6 / hz / n
 	printf "event-loop sleeps per hand-off %6.2f (voluntary context switches)\n", v / n
 	printf "n1 eth0 packets per hand-off %8.2f in, %.2f out\n", rx / n, tx / n }'
+echo "step timings so far (qtctl stats: the plain pass and the warm-up):"
+step_timings 1 front_wake steer freeze replay front_handoff confirm
+for b in 2 3; do
+	[ "$NODE" = 2 ] && [ "$b" = 3 ] && continue
+	step_timings "$b" capture_wake rebuild first_byte back_handoff
+done
 
 # traced CMD...: the load with CMD (a tracer of the daemon) running
 # through it, interrupted after; prints the hand-offs made meanwhile.

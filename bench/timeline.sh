@@ -19,13 +19,19 @@
 # request's req->resp beside it (and the nginx request's).  Figures
 # only; exits 0 unless the setup fails.
 #
+# Then the daemons' own account of the same hand-offs (qtctl stats, its
+# step timings): n1's steps from the request's arrival in its kernel to
+# the replay sent, n2's from the replay's arrival to the first response
+# byte (the direct requests add to n2's front_wake only).
+#
 # Environment: N=200, QT_BUILD=<repo>/build, LOG_FLOWS (empty: default),
 # UPSTREAM=0 (1: each node relays to its own nginx over a unix socket, as
 # in bench/compare.sh, instead of its built-in responder; tcp: the same
 # over 127.0.0.1:8080; direct requests then go through n2's relay too), PIN=0 (1: the comparison's layout, as
 # in bench/compare.sh: n1's daemon on CPU 0, everything else on CPU 1,
 # receive packet steering of n1's interface to CPU 0 and of the others to
-# CPU 1, so every hop between the front and the rest crosses CPUs).
+# CPU 1, so every hop between the front and the rest crosses CPUs),
+# CAPTURE=1 (0: no capture on the switch, only the daemons' timings).
 set -u
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 export QT_BUILD=${QT_BUILD:-$REPO/build}
@@ -33,7 +39,9 @@ N=${N:-200}
 LOG_FLOWS=${LOG_FLOWS-}
 UPSTREAM=${UPSTREAM:-0}
 PIN=${PIN:-0}
+CAPTURE=${CAPTURE:-1}
 source "$REPO/tests/integration/lib.sh"
+source "$REPO/bench/lib.sh"
 require_root
 # Everything started from here runs on CPU 1, but what is moved to CPU 0.
 [ "$PIN" = 1 ] && { taskset -p -c 1 $$ >/dev/null || fail "taskset failed"; }
@@ -73,10 +81,12 @@ fetch 1 "$f" "$TMP/out" || fail "curl failed"
 # lost more than half of the packets), and read back in the switch's
 # namespace: a saved -i any capture names interfaces by index, and
 # reading it elsewhere gets them wrong.
-ip netns exec "$SW" tcpdump -i any -p -nn -B 16384 -w "$TMP/tl.pcap" \
-    'tcp and (port 80 or port 8080 or portrange 8001-8063)' \
-    2>"$TMP/tl.err" &
-CAP=$!
+if [ "$CAPTURE" = 1 ]; then
+	ip netns exec "$SW" tcpdump -i any -p -nn -B 16384 -w "$TMP/tl.pcap" \
+	    'tcp and (port 80 or port 8080 or portrange 8001-8063)' \
+	    2>"$TMP/tl.err" &
+	CAP=$!
+fi
 sleep 1
 # One curl process for all requests: no process start between them, each
 # on its own connection.
@@ -89,11 +99,12 @@ done
 in_client curl -sS -H "Connection: close" "${urls[@]}" ||
 	fail "curl failed"
 sleep 1
-kill -INT "$CAP"
-wait "$CAP"
-ip netns exec "$SW" tcpdump -r "$TMP/tl.pcap" -nn -tt >"$TMP/tl.txt" \
-    2>>"$TMP/tl.err" || fail "cannot read the capture"
-grep -H "dropped by kernel" "$TMP/tl.err" | sed 's/^[^:]*:/capture: /'
+if [ "$CAPTURE" = 1 ]; then
+	kill -INT "$CAP"
+	wait "$CAP"
+	ip netns exec "$SW" tcpdump -r "$TMP/tl.pcap" -nn -tt >"$TMP/tl.txt" \
+	    2>>"$TMP/tl.err" || fail "cannot read the capture"
+	grep -H "dropped by kernel" "$TMP/tl.err" | sed 's/^[^:]*:/capture: /'
 
 python3 -c '
 import re, statistics, sys
@@ -140,3 +151,7 @@ for what, base in (("", di), (" over nginx alone", ng)):
         print("extra for the hand-off%s, median: %.0f us" % (
             what, med(ho) - med(base)))
 ' "$CLIENT_ADDR" "$(addr 1)" "$(addr 2)" <"$TMP/tl.txt"
+fi
+echo "the daemons' step timings (qtctl stats), the same requests:"
+step_timings 1 front_wake steer freeze replay front_handoff confirm
+step_timings 2 capture_wake rebuild first_byte back_handoff

@@ -296,6 +296,7 @@ struct cap_pkt {
 	uint8_t		 p_flags;
 	const uint8_t	*p_data;
 	size_t		 p_len;
+	uint64_t	 p_ts;	/* arrival, wall clock ns (0: unknown) */
 };
 struct capture;
 typedef void (*cap_cb)(const struct cap_pkt *, void *arg);
@@ -319,6 +320,43 @@ int	privs_drop(void);
 /* Checks (or with fix, sets) the kernel settings a node relies on;
  * logs each one that is wrong.  Returns the number still wrong. */
 int	sysctl_check(const char *iface, int fix);
+
+/* timing.c */
+
+/* The hand-off's steps, each timed on the node that does it. */
+enum tm_stage {
+	TM_FRONT_WAKE,	/* request in the kernel -> read by the daemon */
+	TM_STEER,	/* steer_add */
+	TM_FREEZE,	/* repair_freeze and the close */
+	TM_REPLAY,	/* the replay's first send */
+	TM_FRONT,	/* request in the kernel -> replay sent */
+	TM_CONFIRM,	/* replay sent -> confirmation read */
+	TM_CAPTURE,	/* replay in the kernel -> read by the capture */
+	TM_REBUILD,	/* repair_restore */
+	TM_FIRST_BYTE,	/* rebuilt -> first response byte sent */
+	TM_BACK,	/* replay in the kernel -> first response byte sent */
+	TM_NSTAGES
+};
+
+#define TM_NBUCKETS	512
+#define TM_NLE		14
+
+struct tm_hist {
+	uint64_t	h_count, h_sum, h_max;	/* ns */
+	uint64_t	h_b[TM_NBUCKETS];
+	uint64_t	h_le[TM_NLE];	/* samples <= tm_le_ns[i] */
+};
+
+extern const uint64_t tm_le_ns[TM_NLE];
+const char	*tm_stage_name(enum tm_stage);
+size_t		 tm_bucket(uint64_t ns);
+void		 tm_bucket_range(size_t b, uint64_t *lo, uint64_t *hi);
+void		 tm_add(struct tm_hist *, uint64_t ns);
+/* Adds TO - FROM unless FROM is 0 or the span is not plausible. */
+void		 tm_span(struct tm_hist *, uint64_t from, uint64_t to);
+uint64_t	 tm_quantile(const struct tm_hist *, double q);
+uint64_t	 tm_mono_ns(void);
+uint64_t	 tm_real_ns(void);	/* the clock of kernel timestamps */
 
 /* netutil.c */
 

@@ -88,6 +88,13 @@ struct flow {
 	uint64_t		 f_reconfirm;	/* back, in SQ_UNHEARD: when
 						 * (ms) to confirm again */
 	unsigned		 f_confirms;	/* back: confirmations sent */
+	/* step timings (timing.c), ns; 0: not being timed */
+	uint64_t		 f_tm_rx;	/* wall clock: the request's
+						 * (front) or the replay's
+						 * (back) arrival in the kernel */
+	uint64_t		 f_tm;		/* monotonic: the replay sent
+						 * (front), the rebuild done
+						 * (back) */
 	/* responder */
 	int			 f_file;	/* file being sent, or -1 */
 	off_t			 f_foff, f_fend;
@@ -225,6 +232,7 @@ struct qtd {
 	int			 stopping;
 	int			 stop_cleanup;
 	struct qt_stats		 st;
+	struct tm_hist		 tm[TM_NSTAGES];	/* step timings */
 };
 
 extern struct qtd	*qtd;
@@ -249,7 +257,10 @@ char		*flow_out(struct flow *);
 /* The flow's wait queue (SQ_*): one at a time, left when it closes. */
 void		 flow_queue_enter(struct flow *, int q);
 void		 flow_queue_leave(struct flow *);
-ssize_t		 flow_read(struct flow *);
+/* Reads what the client sent into f_buf; with rx_ns, also when the last
+ * segment read reached the kernel (wall clock ns, 0 if not known). */
+ssize_t		 flow_read(struct flow *, uint64_t *rx_ns);
+void		 flow_answered(struct flow *);
 void		 flow_reap(void);
 void		 flow_note_request(struct flow *, const struct http_req *);
 const char	*flow_state_name(enum flow_state);

@@ -29,6 +29,8 @@ struct reasm {
 	uint32_t		 a_cip, a_bip;
 	uint16_t		 a_cport, a_bport;	/* network order */
 	uint64_t		 a_t0;
+	uint64_t		 a_ts;		/* the SYN's arrival (wall
+						 * clock ns) */
 	uint8_t			 a_hdrbuf[HDR_LEN];
 	struct hdr		 a_hdr;
 	uint8_t			*a_req;
@@ -365,6 +367,7 @@ rebuild(struct reasm *a)
 	struct sockaddr_in local = { .sin_family = AF_INET };
 	struct sockaddr_in peer = { .sin_family = AF_INET };
 	struct flow *f;
+	uint64_t t0, t1;
 	int fd;
 
 	local.sin_addr.s_addr = a->a_bip;
@@ -395,7 +398,10 @@ rebuild(struct reasm *a)
 			flow_close(f, "client reused its port");
 		}
 	}
+	t0 = tm_mono_ns();
 	fd = repair_restore(rsock_take(), &local, &peer, &a->a_hdr.h_rs);
+	t1 = tm_mono_ns();
+	tm_add(&qtd->tm[TM_REBUILD], t1 - t0);
 	if (fd == -1) {
 		int e = errno;
 
@@ -426,6 +432,8 @@ rebuild(struct reasm *a)
 	f->f_state = FS_BACK;
 	f->f_peer_fin = a->a_hdr.h_rs.rs_fin;
 	f->f_isn = a->a_hdr.h_isn;
+	f->f_tm_rx = a->a_ts;
+	f->f_tm = t1;
 	memcpy(f->f_token, a->a_hdr.h_token, QT_TOKEN_LEN);
 	memcpy(f->f_buf, a->a_req, a->a_hdr.h_req_len);
 	f->f_blen = a->a_hdr.h_req_len;
@@ -533,6 +541,7 @@ back_pkt(const struct cap_pkt *p, void *arg)
 			qtd->st.st_forged++;
 			return;
 		}
+		tm_span(&qtd->tm[TM_CAPTURE], p->p_ts, tm_real_ns());
 		if (a && memcmp(a->a_hdr.h_token, h.h_token,
 		    QT_TOKEN_LEN) == 0)
 			return;		/* a resend of what we are building */
@@ -557,6 +566,7 @@ back_pkt(const struct cap_pkt *p, void *arg)
 		a->a_bip = p->p_dst;
 		a->a_bport = htons(p->p_dport);
 		a->a_t0 = now_ms();
+		a->a_ts = p->p_ts;
 		a->a_svc = svc;
 		a->a_origin = origin;
 		a->a_hdr = h;

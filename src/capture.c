@@ -19,6 +19,7 @@
 struct capture {
 	pcap_t	*c_pcap;
 	int	 c_dlt;
+	unsigned	 c_tsmul;	/* ts.tv_usec to ns */
 	cap_cb	 c_cb;
 	void	*c_arg;
 };
@@ -44,6 +45,10 @@ capture_open(const char *iface, const char *filter, cap_cb cb, void *arg,
 	}
 	/* GRO may merge consecutive segments into one longer than the MTU:
 	 * capture whole packets.  Immediate mode: a hand-off waits on us. */
+	/* Nanosecond timestamps where the source has them (the step
+	 * timings); an NFLOG source may not, and that is no error. */
+	(void)pcap_set_tstamp_precision(c->c_pcap,
+	    PCAP_TSTAMP_PRECISION_NANO);
 	if (pcap_set_snaplen(c->c_pcap, 65535) != 0 ||
 	    pcap_set_immediate_mode(c->c_pcap, 1) != 0 ||
 	    pcap_set_buffer_size(c->c_pcap, 4 << 20) != 0 ||
@@ -67,6 +72,8 @@ capture_open(const char *iface, const char *filter, cap_cb cb, void *arg,
 		goto fail;
 	}
 	c->c_dlt = pcap_datalink(c->c_pcap);
+	c->c_tsmul = pcap_get_tstamp_precision(c->c_pcap) ==
+	    PCAP_TSTAMP_PRECISION_NANO ? 1 : 1000;
 	if (pcap_compile(c->c_pcap, &prog, filter, 1,
 	    PCAP_NETMASK_UNKNOWN) == -1) {
 		snprintf(err, errlen, "capture filter \"%s\": %s", filter,
@@ -198,6 +205,9 @@ capture_pkt(u_char *arg, const struct pcap_pkthdr *h, const u_char *p)
 	pkt.p_flags = p[13];
 	pkt.p_data = p + thl;
 	pkt.p_len = len - thl;
+	/* tv_usec holds nanoseconds when the nano precision took. */
+	pkt.p_ts = (uint64_t)h->ts.tv_sec * 1000000000u +
+	    (uint64_t)h->ts.tv_usec * c->c_tsmul;
 	c->c_cb(&pkt, c->c_arg);
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <netinet/tcp.h>
 
@@ -258,18 +259,64 @@ flow_out(struct flow *f)
 /* Appends what the socket holds to f_buf: bytes read, 0 at the peer's
  * end, -1 with errno (EAGAIN: nothing yet; ENOMEM: no buffer). */
 ssize_t
-flow_read(struct flow *f)
+flow_read(struct flow *f, uint64_t *rx_ns)
 {
+	union {
+		struct cmsghdr	c;
+		char		b[CMSG_SPACE(sizeof(struct timespec))];
+	} cm;
+	struct iovec iov;
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = &cm, .msg_controllen = sizeof(cm),
+	};
+	struct cmsghdr *c;
+	struct timespec ts;
 	ssize_t n;
 
 	if (flow_buf_reserve(f, 4096) == -1) {
 		errno = ENOMEM;
 		return -1;
 	}
-	n = recv(f->f_fd, f->f_buf + f->f_blen, f->f_bcap - f->f_blen, 0);
-	if (n > 0)
-		f->f_blen += (size_t)n;
+	if (!rx_ns) {
+		n = recv(f->f_fd, f->f_buf + f->f_blen,
+		    f->f_bcap - f->f_blen, 0);
+		if (n > 0)
+			f->f_blen += (size_t)n;
+		return n;
+	}
+	/* The listener asked for receive timestamps (SO_TIMESTAMPNS): the
+	 * kernel says when the last segment read arrived. */
+	iov.iov_base = f->f_buf + f->f_blen;
+	iov.iov_len = f->f_bcap - f->f_blen;
+	*rx_ns = 0;
+	n = recvmsg(f->f_fd, &msg, 0);
+	if (n <= 0)
+		return n;
+	f->f_blen += (size_t)n;
+	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET &&
+		    c->cmsg_type == SCM_TIMESTAMPNS &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(ts))) {
+			memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+			*rx_ns = (uint64_t)ts.tv_sec * 1000000000u +
+			    (uint64_t)ts.tv_nsec;
+		}
 	return n;
+}
+
+/*
+ * A back's flow has handed its first response bytes to the kernel: the
+ * end of the back's steps (first_byte, back_handoff).  Once per flow.
+ */
+void
+flow_answered(struct flow *f)
+{
+	if (!f->f_back || !f->f_tm)
+		return;
+	tm_add(&qtd->tm[TM_FIRST_BYTE], tm_mono_ns() - f->f_tm);
+	tm_span(&qtd->tm[TM_BACK], f->f_tm_rx, tm_real_ns());
+	f->f_tm = 0;
 }
 
 int

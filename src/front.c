@@ -294,6 +294,8 @@ hand_off(struct flow *f, int peer)
 	char extra[16384];
 	size_t elen;
 
+	uint64_t t0, t1;
+
 	qtd->st.st_handoffs++;
 	f->f_peer = peer;
 	auth_random(f->f_token, sizeof(f->f_token));
@@ -301,6 +303,7 @@ hand_off(struct flow *f, int peer)
 	flow_stop_watchers(f);
 	/* Steer first: from here on the client's packets go to the back,
 	 * which drops them silently until its socket exists. */
+	t0 = tm_mono_ns();
 	if (steer_add(f) == -1) {
 		qtd->st.st_steer_failed++;
 		take_back(f, TB_ERROR, errno == ENOMEM ?
@@ -308,6 +311,8 @@ hand_off(struct flow *f, int peer)
 		    "steering set full (set-maxelem)" : "steering failed");
 		return;
 	}
+	t1 = tm_mono_ns();
+	tm_add(&qtd->tm[TM_STEER], t1 - t0);
 	if (repair_freeze(f->f_fd, &f->f_rs, extra, sizeof(extra),
 	    &elen) == -1) {
 		f->f_frozen = 1;	/* repair mode may be on */
@@ -348,10 +353,15 @@ hand_off(struct flow *f, int peer)
 	repair_drop(f->f_fd);
 	f->f_fd = -1;
 	f->f_frozen = 0;
+	t0 = tm_mono_ns();
+	tm_add(&qtd->tm[TM_FREEZE], t0 - t1);
 	if (send_replay(f) == -1) {
 		take_back(f, TB_ERROR, "replay send failed");
 		return;
 	}
+	f->f_tm = tm_mono_ns();
+	tm_add(&qtd->tm[TM_REPLAY], f->f_tm - t0);
+	tm_span(&qtd->tm[TM_FRONT], f->f_tm_rx, tm_real_ns());
 	ev_init(&f->f_timer, replay_timeout);
 	f->f_timer.repeat = qtd->cf->c_handoff_timeout / 1000.0;
 	ev_timer_again(qtd->loop, &f->f_timer);
@@ -409,12 +419,13 @@ front_read(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct flow *f = container_of(w, struct flow, f_io);
 	struct http_req r;
+	uint64_t rx;
 	ssize_t n;
 	int rc;
 
 	(void)loop;
 	(void)revents;
-	if ((n = flow_read(f)) == -1) {
+	if ((n = flow_read(f, &rx)) == -1) {
 		if (errno == EAGAIN || errno == EINTR)
 			return;
 		flow_close(f, errno == ENOMEM ? "out of memory" : "read error");
@@ -423,6 +434,12 @@ front_read(struct ev_loop *loop, ev_io *w, int revents)
 	if (n == 0) {
 		flow_close(f, "client closed before a request");
 		return;
+	}
+	/* The request's last segment: when it reached the kernel starts
+	 * the hand-off's clock. */
+	if (rx) {
+		f->f_tm_rx = rx;
+		tm_span(&qtd->tm[TM_FRONT_WAKE], rx, tm_real_ns());
 	}
 	rc = http_parse(f->f_buf, f->f_blen, qtd->cf->c_max_header, &r);
 	if (rc == 0)
@@ -515,6 +532,13 @@ listen_tune(int fd)
 	if (setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &(int){ 0 },
 	    sizeof(int)) == -1)
 		log_warn("listener: TCP_QUICKACK: %m");
+	/* Receive timestamps, inherited by every accepted socket: when the
+	 * request reached the kernel starts the hand-off's step timings
+	 * (front_wake, front_handoff).  The kernel then stamps every packet
+	 * it receives, a clock read each. */
+	if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &(int){ 1 },
+	    sizeof(int)) == -1)
+		log_warn("listener: SO_TIMESTAMPNS: %m");
 }
 
 /* The running listeners take the reloaded config's settings. */
@@ -576,6 +600,10 @@ front_confirmed(struct flow *f)
 		return;
 	}
 	ev_timer_stop(qtd->loop, &f->f_timer);
+	/* A first try's only: after a resend, which try this answers is
+	 * not known. */
+	if (f->f_tries == 0)
+		tm_span(&qtd->tm[TM_CONFIRM], f->f_tm, tm_mono_ns());
 	/* Our socket went with the replay (hand_off).  The request was
 	 * kept for a take-back, which cannot come now: its buffer (4 KB or
 	 * more) would be most of a live flow's memory. */

@@ -320,9 +320,88 @@ qc_prom_label(const char *s)
 	}
 }
 
+static uint64_t
+qc_num(const struct ctl_jv *obj, const char *key)
+{
+	const struct ctl_jv *v = ctl_json_get(obj, key);
+
+	return v && v->jv_type == CJ_NUM ?
+	    strtoull(v->jv_str, NULL, 10) : 0;
+}
+
+/* Nanoseconds as Prometheus wants them: seconds, exactly. */
+static void
+qc_prom_secs(uint64_t ns)
+{
+	printf("%llu.%09llu", (unsigned long long)(ns / 1000000000u),
+	    (unsigned long long)(ns % 1000000000u));
+}
+
+static void
+qc_timings_prom(const struct ctl_jv *timings)
+{
+	const struct ctl_jv *st, *le, *b;
+
+	printf("# HELP quicktwitch_handoff_step_seconds Time each step of a "
+	    "hand-off took on this node (see qtctl(8)).\n");
+	printf("# TYPE quicktwitch_handoff_step_seconds histogram\n");
+	for (st = timings->jv_child; st; st = st->jv_next) {
+		if (st->jv_type != CJ_OBJ)
+			continue;
+		if ((le = ctl_json_get(st, "le_ns")) && le->jv_type == CJ_OBJ)
+			for (b = le->jv_child; b; b = b->jv_next) {
+				if (b->jv_type != CJ_NUM)
+					continue;
+				printf("quicktwitch_handoff_step_seconds_bucket"
+				    "{step=\"");
+				qc_prom_label(st->jv_key);
+				printf("\",le=\"");
+				qc_prom_secs(strtoull(b->jv_key, NULL, 10));
+				printf("\"} %s\n", b->jv_str);
+			}
+		printf("quicktwitch_handoff_step_seconds_bucket{step=\"");
+		qc_prom_label(st->jv_key);
+		printf("\",le=\"+Inf\"} %llu\n",
+		    (unsigned long long)qc_num(st, "count"));
+		printf("quicktwitch_handoff_step_seconds_sum{step=\"");
+		qc_prom_label(st->jv_key);
+		printf("\"} ");
+		qc_prom_secs(qc_num(st, "sum_ns"));
+		printf("\nquicktwitch_handoff_step_seconds_count{step=\"");
+		qc_prom_label(st->jv_key);
+		printf("\"} %llu\n", (unsigned long long)qc_num(st, "count"));
+	}
+}
+
+/* One line a step: count, then quantiles and the largest in us. */
+static void
+qc_timings_text(const struct ctl_jv *timings)
+{
+	static const char *const q[] = { "p50", "p90", "p99", "max" };
+	const struct ctl_jv *st;
+	char key[16];
+	uint64_t ns;
+	size_t i;
+
+	for (st = timings->jv_child; st; st = st->jv_next) {
+		if (st->jv_type != CJ_OBJ)
+			continue;
+		printf("timing_%s count=%llu", st->jv_key,
+		    (unsigned long long)qc_num(st, "count"));
+		for (i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
+			(void)snprintf(key, sizeof(key), "%s_ns", q[i]);
+			ns = qc_num(st, key);
+			printf(" %s=%llu.%llu", q[i],
+			    (unsigned long long)(ns / 1000),
+			    (unsigned long long)(ns % 1000 / 100));
+		}
+		printf(" us\n");
+	}
+}
+
 static int
 qc_stats_prom(const struct ctl_jv *counters, const struct ctl_jv *flows,
-    const struct ctl_jv *uptime)
+    const struct ctl_jv *uptime, const struct ctl_jv *timings)
 {
 	const struct ctl_counter *c;
 	const struct ctl_jv *m;
@@ -353,6 +432,9 @@ qc_stats_prom(const struct ctl_jv *counters, const struct ctl_jv *flows,
 		printf("# TYPE quicktwitch_uptime_seconds gauge\n");
 		printf("quicktwitch_uptime_seconds %s\n", uptime->jv_str);
 	}
+	/* A daemon from before the timings sends none. */
+	if (timings && timings->jv_type == CJ_OBJ)
+		qc_timings_prom(timings);
 	return 0;
 }
 
@@ -361,6 +443,7 @@ qc_stats(const struct ctl_jv *doc, enum qc_format fmt)
 {
 	const struct ctl_jv *counters = ctl_json_get(doc, "counters");
 	const struct ctl_jv *flows = ctl_json_get(doc, "flows");
+	const struct ctl_jv *timings = ctl_json_get(doc, "timings");
 	const struct ctl_jv *m;
 	char buf[512];
 
@@ -369,7 +452,7 @@ qc_stats(const struct ctl_jv *doc, enum qc_format fmt)
 		return -1;
 	if (fmt == QF_PROM)
 		return qc_stats_prom(counters, flows,
-		    ctl_json_get(doc, "uptime"));
+		    ctl_json_get(doc, "uptime"), timings);
 	printf("node %s\n", qc_text(ctl_json_get(doc, "node"), buf,
 	    sizeof(buf)));
 	printf("uptime %s\n", qc_text(ctl_json_get(doc, "uptime"), buf,
@@ -381,6 +464,8 @@ qc_stats(const struct ctl_jv *doc, enum qc_format fmt)
 		    sizeof(buf)));
 	printf("flows_total %s\n", qc_text(ctl_json_get(doc, "flows_total"),
 	    buf, sizeof(buf)));
+	if (timings && timings->jv_type == CJ_OBJ)
+		qc_timings_text(timings);
 	return 0;
 }
 

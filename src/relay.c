@@ -595,6 +595,7 @@ relay_step(struct flow *f)
 			f->f_timer.repeat = qtd->cf->c_idle_timeout / 1000.0;
 			ev_timer_again(qtd->loop, &f->f_timer);
 			relay_answered(f);
+			flow_answered(f);
 		}
 		/* Before the half-close is passed on to the client, who
 		 * would get a bare FIN instead of the 502. */

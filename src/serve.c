@@ -111,7 +111,7 @@ serve_read(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if ((n = flow_read(f)) == -1) {
+	if ((n = flow_read(f, NULL)) == -1) {
 		if (errno == EAGAIN || errno == EINTR)
 			return;
 		flow_close(f, errno == ECONNRESET ? "client reset" :
@@ -311,6 +311,7 @@ serve_write(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		f->f_ooff += (size_t)n;
 	}
+	flow_answered(f);
 	while (f->f_file != -1 && f->f_foff < f->f_fend) {
 		size_t want = (size_t)(f->f_fend - f->f_foff);
 
