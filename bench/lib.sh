@@ -40,7 +40,7 @@ quiesce() {
 }
 
 # step_timings N STEP...: node N's step timings (qtctl stats, timing.c),
-# one line a step: count, median, p90, p99 in us.
+# one line a step: median, p90, p99 and mean in us, and the count.
 step_timings() {
 	local n=$1
 	shift
@@ -52,8 +52,9 @@ for step in sys.argv[2:]:
     if not h or not h["count"]:
         print("  n%s %-14s (none)" % (sys.argv[1], step))
         continue
-    print("  n%s %-14s median %6.1f us  p90 %6.1f us  p99 %7.1f us  (n=%d)" % (
+    print("  n%s %-14s median %6.1f us  p90 %6.1f us  p99 %7.1f us  "
+          "mean %6.1f us  (n=%d)" % (
         sys.argv[1], step, h["p50_ns"] / 1e3, h["p90_ns"] / 1e3,
-        h["p99_ns"] / 1e3, h["count"]))
+        h["p99_ns"] / 1e3, h["sum_ns"] / h["count"] / 1e3, h["count"]))
 ' "$n" "$@"
 }

@@ -636,6 +636,14 @@ back_capture_start(void)
 		return -1;
 	}
 	ev_io_init(&qtd->cap_io, cap_ready, capture_fd(qtd->cap), EV_READ);
+	/* First in its loop turn: a replay's client waits for our first
+	 * byte, while what else woke us with it can wait for the rebuild.
+	 * A client that closes and opens its next connection at once
+	 * (sequential requests) has its last flow's end (closing poll, log
+	 * line, close report) wake us with the next replay; run first,
+	 * those took 30-50 us off the replay's client in a third of such
+	 * hand-offs. */
+	ev_set_priority(&qtd->cap_io, EV_MAXPRI);
 	ev_io_start(qtd->loop, &qtd->cap_io);
 	log_info("capturing replays on %s", qtd->iface);
 	return 0;
