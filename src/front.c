@@ -292,9 +292,8 @@ static void
 hand_off(struct flow *f, int peer)
 {
 	char extra[16384];
+	uint64_t t0, t1;	/* the step timings' clock */
 	size_t elen;
-
-	uint64_t t0, t1;
 
 	qtd->st.st_handoffs++;
 	f->f_peer = peer;
