@@ -601,6 +601,37 @@ d = json.load(sys.stdin); k = sys.argv[1]
 print(d["counters"].get(k, d["flows"].get(k, d.get(k, 0))))' "$2" 2>/dev/null || echo "?"
 }
 
+# steps_snap TAG: the step timings (qtctl stats) of n1, n2 and n3 now;
+# steps_mean A B: each step's mean between snapshots A and B (sums and
+# counts of n1's front steps, and of n2's and n3's back steps together),
+# one line.
+steps_snap() {
+	local n
+	for n in 1 2 3; do
+		in_node "$n" "$QTCTL" -s "$TMP/n$n.sock" stats --json \
+		    >"$TMP/steps-$1-n$n.json" 2>/dev/null
+	done
+}
+steps_mean() {
+	python3 - "$TMP" "$1" "$2" <<'PY' 2>/dev/null || echo "(no step timings)"
+import json, sys
+tmp, a, b = sys.argv[1:4]
+def load(tag, n):
+    return json.load(open("%s/steps-%s-n%d.json" % (tmp, tag, n)))["timings"]
+out = []
+for nodes, steps in (((1,), ("front_wake", "steer", "freeze", "replay", "front_handoff")),
+                     ((2, 3), ("capture_wake", "rebuild", "first_byte", "back_handoff"))):
+    for st in steps:
+        ds = dc = 0
+        for n in nodes:
+            x, y = load(a, n)[st], load(b, n)[st]
+            ds += y["sum_ns"] - x["sum_ns"]
+            dc += y["count"] - x["count"]
+        out.append("%s %.0f" % (st, ds / dc / 1e3) if dc else "%s -" % st)
+print(", ".join(out) + " (us)")
+PY
+}
+
 declare -A R_RPS R_T50 R_T99 R_TC50 R_FCPU R_MCPU R_FPROC R_FPKT R_ERR R_REQ R_BG0 R_BGA R_L50 R_L99 R_TBAD R_FGN
 declare -A SPLICE_CHECK AFF
 
@@ -672,9 +703,15 @@ measure_cell() {
 		[ "$att" -lt "$RETRY" ] &&
 		    echo "# $c $mode $s: other work took $FGN% of a CPU during the run: again"
 	done
+	[ "$DRAIN" = 1 ] && [ "$mode" = close ] && steps_snap a
 	ttfb "$c" "$mode" "$s" "$url" "${PA[$s]}" "${PB[$s]}"
 	R_T50[$k]=$T50 R_T99[$k]=$T99 R_TBAD[$k]=$TBAD R_TC50[$k]=$TC50
 	echo "# [$(front_affinity)] $c $mode $s: ${R_RPS[$k]} req/s, front ${R_FCPU[$k]} us/req (procs ${R_FPROC[$k]}), machine ${R_MCPU[$k]} us/req, ttfb $T50/$T99 ms, errors ${R_ERR[$k]}+$TBAD, bg cpu0 ${R_BG0[$k]}%, foreign ${R_FGN[$k]}%$extra"
+	# Where the TTFB requests' time went, by the daemons' own clocks.
+	if [ "$DRAIN" = 1 ] && [ "$mode" = close ]; then
+		steps_snap b
+		echo "# $c $mode $s: the TTFB requests' step means: $(steps_mean a b)"
+	fi
 }
 
 start=$(date +%s)
