@@ -43,12 +43,12 @@ capture_open(const char *iface, const char *filter, cap_cb cb, void *arg,
 		snprintf(err, errlen, "pcap_create %s: %s", iface, ebuf);
 		goto fail;
 	}
-	/* GRO may merge consecutive segments into one longer than the MTU:
-	 * capture whole packets.  Immediate mode: a hand-off waits on us. */
 	/* Nanosecond timestamps where the source has them (the step
 	 * timings); an NFLOG source may not, and that is no error. */
 	(void)pcap_set_tstamp_precision(c->c_pcap,
 	    PCAP_TSTAMP_PRECISION_NANO);
+	/* GRO may merge consecutive segments into one longer than the MTU:
+	 * capture whole packets.  Immediate mode: a hand-off waits on us. */
 	if (pcap_set_snaplen(c->c_pcap, 65535) != 0 ||
 	    pcap_set_immediate_mode(c->c_pcap, 1) != 0 ||
 	    pcap_set_buffer_size(c->c_pcap, 4 << 20) != 0 ||
