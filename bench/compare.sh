@@ -816,7 +816,11 @@ if [ -n "$FLOW_LEVELS" ]; then
 			    sed "s/^/# perf $K: /"
 			echo "# perf $K: $W_REQ hand-offs in the recorded run"
 		fi
+		steps_snap a
 		ttfb quicktwitch close "$fs" "http://$FRONT" "${PA[$fs]}" "${PB[$fs]}"
+		steps_snap b
+		# Which step a TTFB that grows with the flows grows in.
+		echo "# flows $K: the TTFB requests' step means: $(steps_mean a b)"
 		F_T50[$K]=$T50 F_T99[$K]=$T99 F_ERR[$K]=$((F_WERR[$K] + TBAD))
 		F_TB[$K]=$(($(qt_counter 1 taken_back) - tb0))
 		lost=0
