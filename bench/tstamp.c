@@ -68,7 +68,12 @@ main(int argc, char **argv)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t al = sizeof(a);
-	char b[64], cb[CMSG_SPACE(sizeof(struct timespec))];
+	/* A control buffer aligned for the cmsghdr it will hold. */
+	union {
+		char buf[CMSG_SPACE(sizeof(struct timespec))];
+		struct cmsghdr align;
+	} cb;
+	char b[64];
 	int l, s, idle, stamped, usemsg, n, got = 0;
 	double t0;
 
@@ -111,7 +116,7 @@ main(int argc, char **argv)
 			struct iovec iov = { b, sizeof(b) };
 			struct msghdr m = {
 				.msg_iov = &iov, .msg_iovlen = 1,
-				.msg_control = cb, .msg_controllen = sizeof(cb),
+				.msg_control = cb.buf, .msg_controllen = sizeof(cb.buf),
 			};
 
 			if (recvmsg(s, &m, 0) != 1)
