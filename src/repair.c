@@ -250,6 +250,17 @@ repair_restore(int fd, const struct sockaddr_in *local,
 	 * acknowledged by a socket about to vanish.  The filter attached in
 	 * repair_socket() drops them until the socket is whole; the client
 	 * sends them again, as it does those that came before the socket. */
+	/* The MSS as a user limit, before connect(): connect() sizes the
+	 * segments from the MSS clamp as it is then, and nothing sizes them
+	 * again after TCP_REPAIR_OPTIONS sets it.  Without this the clamp
+	 * at connect() is the 536-byte default, and a rebuilt connection
+	 * sent 524-byte segments: a short response whole, a long one for
+	 * its first 100 KB or so, until something made the kernel size
+	 * them again (seen: GSO packets cut at multiples of 524).  The
+	 * kernel refuses a limit under 88 bytes; such a client keeps the
+	 * default, as before. */
+	if (rs->rs_mss >= 88 && setint(fd, TCP_MAXSEG, rs->rs_mss) == -1)
+		goto fail;
 	if (connect(fd, (const struct sockaddr *)peer, sizeof(*peer)) == -1)
 		goto fail;
 	opts[n].opt_code = TCPOPT_MAXSEG;
