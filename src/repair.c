@@ -205,9 +205,11 @@ repair_socket(void)
 	/* SO_REUSEADDR before TCP_REPAIR: the other order lets the later
 	 * SO_REUSEADDR overwrite repair's forced reuse, and bind() fails
 	 * with EADDRINUSE while another socket holds the port.  The filter
-	 * drops every segment: see repair_restore. */
+	 * drops every segment: see repair_restore.  No Nagle, as on the
+	 * front's listener (front.c, listen_tune): a relay's socket. */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 },
 	    sizeof(int)) == -1 ||
+	    setint(fd, TCP_NODELAY, 1) == -1 ||
 	    setint(fd, TCP_REPAIR, TCP_REPAIR_ON) == -1 ||
 	    attach_drop(fd) == -1) {
 		saved = errno;
