@@ -436,9 +436,10 @@ stats() {
 }
 
 # ttfb C MODE SIZE URL PATH...: TTFB_N sequential requests (one curl
-# process, -w per transfer), the paths in turn; sets T50 T99 TBAD, and
-# TC50, the median of their connects (close: the handshake with the
-# front alone, a share no front's work is in).
+# process, -w per transfer), the paths in turn; sets T50 T99 TBAD, TC50,
+# the median of their connects (close: the handshake with the front
+# alone, a share no front's work is in), and TT50, of their whole
+# transfers (a response held back after its first byte shows there).
 ttfb() {
 	local c=$1 mode=$2 s=$3 url=$4 i
 	shift 4
@@ -449,17 +450,18 @@ ttfb() {
 		printf 'url = "%s/%s"\noutput = "/dev/null"\n' "$url" "${paths[$((i % ${#paths[@]}))]}"
 	done >> "$TMP/ttfb.cfg"
 	in_client curl -sS --max-time 120 "${hdr[@]}" -K "$TMP/ttfb.cfg" \
-	    -w '%{http_code} %{size_download} %{time_starttransfer} %{time_connect}\n' \
+	    -w '%{http_code} %{size_download} %{time_starttransfer} %{time_connect} %{time_total}\n' \
 	    > "$TMP/ttfb.w" 2>>"$TMP/curl.err"
 	TBAD=$(awk -v size="${BYTES[$s]}" -v n="$TTFB_N" -v t="$TMP/ttfb.t" \
-	    -v tc="$TMP/ttfb.c" '
-		BEGIN { printf "" > t; printf "" > tc }
-		$1 == 200 && $2 == size && NF == 4 {
-			print $3 > t; print $4 > tc; good++; next }
+	    -v tc="$TMP/ttfb.c" -v tt="$TMP/ttfb.tt" '
+		BEGIN { printf "" > t; printf "" > tc; printf "" > tt }
+		$1 == 200 && $2 == size && NF == 5 {
+			print $3 > t; print $4 > tc; print $5 > tt; good++; next }
 		{ bad++ }
 		END { print n - good }' "$TMP/ttfb.w")
 	read -r T50 T99 < <(stats "$TMP/ttfb.t")
 	read -r TC50 _ < <(stats "$TMP/ttfb.c")
+	read -r TT50 _ < <(stats "$TMP/ttfb.tt")
 }
 
 # wrk_run MODE URL DURATION CONNS PATH...: sets W_REQ W_DUR_US W_ERR W_L50 W_L99
@@ -632,7 +634,7 @@ print(", ".join(out) + " (us)")
 PY
 }
 
-declare -A R_RPS R_T50 R_T99 R_TC50 R_FCPU R_MCPU R_FPROC R_FPKT R_ERR R_REQ R_BG0 R_BGA R_L50 R_L99 R_TBAD R_FGN
+declare -A R_RPS R_T50 R_T99 R_TC50 R_TT50 R_FCPU R_MCPU R_FPROC R_FPKT R_ERR R_REQ R_BG0 R_BGA R_L50 R_L99 R_TBAD R_FGN
 declare -A SPLICE_CHECK AFF
 
 # splice_check C: strace -c -f on haproxy over 1.5 s of a 1 MB keep-alive
@@ -705,7 +707,7 @@ measure_cell() {
 	done
 	[ "$DRAIN" = 1 ] && [ "$mode" = close ] && steps_snap a
 	ttfb "$c" "$mode" "$s" "$url" "${PA[$s]}" "${PB[$s]}"
-	R_T50[$k]=$T50 R_T99[$k]=$T99 R_TBAD[$k]=$TBAD R_TC50[$k]=$TC50
+	R_T50[$k]=$T50 R_T99[$k]=$T99 R_TBAD[$k]=$TBAD R_TC50[$k]=$TC50 R_TT50[$k]=$TT50
 	echo "# [$(front_affinity)] $c $mode $s: ${R_RPS[$k]} req/s, front ${R_FCPU[$k]} us/req (procs ${R_FPROC[$k]}), machine ${R_MCPU[$k]} us/req, ttfb $T50/$T99 ms, errors ${R_ERR[$k]}+$TBAD, bg cpu0 ${R_BG0[$k]}%, foreign ${R_FGN[$k]}%$extra"
 	# Where the TTFB requests' time went, by the daemons' own clocks.
 	if [ "$DRAIN" = 1 ] && [ "$mode" = close ]; then
@@ -903,12 +905,12 @@ done
 echo "measured in ${elapsed}s"
 echo
 
-cols="mode,size,bytes,contender,requests,errors,req_per_s,ttfb_median_ms,ttfb_p99_ms,front_cpu_us_per_req,machine_cpu_us_per_req,front_proc_us_per_req,x_req_per_s,x_ttfb_median,x_ttfb_p99,x_front_cpu,x_machine_cpu,wrk_latency_p50_ms,wrk_latency_p99_ms,ttfb_requests,ttfb_bad,bg_cpu0_pct,bg_all_pct,foreign_pct,duration_s,conns,nproc,kernel,ttfb_connect_median_ms,front_pkts_per_req"
+cols="mode,size,bytes,contender,requests,errors,req_per_s,ttfb_median_ms,ttfb_p99_ms,front_cpu_us_per_req,machine_cpu_us_per_req,front_proc_us_per_req,x_req_per_s,x_ttfb_median,x_ttfb_p99,x_front_cpu,x_machine_cpu,wrk_latency_p50_ms,wrk_latency_p99_ms,ttfb_requests,ttfb_bad,bg_cpu0_pct,bg_all_pct,foreign_pct,duration_s,conns,nproc,kernel,ttfb_connect_median_ms,front_pkts_per_req,total_median_ms"
 echo "$cols" > "$OUT"
 
-fmt='%-9s %-5s %-14s %8s %5s %7s %5s %7s %5s %6s %8s %6s %8s %5s %7s %7s %4s %4s %4s\n'
-printf "$fmt" mode size contender "req/s" x "ttfb50" x "ttfb99" x conn50 front x machine x fproc fpkt err bg0 fgn
-printf "$fmt" "" "" "" "" "" ms "" ms "" ms "us/req" "" "us/req" "" "us/req" "/req" "" "%" "%"
+fmt='%-9s %-5s %-14s %8s %5s %7s %5s %7s %5s %6s %7s %8s %6s %8s %5s %7s %7s %4s %4s %4s\n'
+printf "$fmt" mode size contender "req/s" x "ttfb50" x "ttfb99" x conn50 tot50 front x machine x fproc fpkt err bg0 fgn
+printf "$fmt" "" "" "" "" "" ms "" ms "" ms ms "us/req" "" "us/req" "" "us/req" "/req" "" "%" "%"
 for mode in $MODES; do
 	for s in $SIZES; do
 		q="quicktwitch|$mode|$s"
@@ -921,10 +923,10 @@ for mode in $MODES; do
 			xm=$(ratio "${R_MCPU[$k]}" "${R_MCPU[$q]}")
 			err=$((R_ERR[$k] + R_TBAD[$k]))
 			printf "$fmt" "$mode" "$s" "$c" "${R_RPS[$k]}" "$xr" "${R_T50[$k]}" "$x5" \
-			    "${R_T99[$k]}" "$x9" "${R_TC50[$k]}" "${R_FCPU[$k]}" "$xf" \
+			    "${R_T99[$k]}" "$x9" "${R_TC50[$k]}" "${R_TT50[$k]}" "${R_FCPU[$k]}" "$xf" \
 			    "${R_MCPU[$k]}" "$xm" "${R_FPROC[$k]}" "${R_FPKT[$k]}" "$err" "${R_BG0[$k]}" \
 			    "${R_FGN[$k]}"
-			echo "$mode,$s,${BYTES[$s]},$c,${R_REQ[$k]},${R_ERR[$k]},${R_RPS[$k]},${R_T50[$k]},${R_T99[$k]},${R_FCPU[$k]},${R_MCPU[$k]},${R_FPROC[$k]},$xr,$x5,$x9,$xf,$xm,${R_L50[$k]},${R_L99[$k]},$TTFB_N,${R_TBAD[$k]},${R_BG0[$k]},${R_BGA[$k]},${R_FGN[$k]},$DURATION,$CONNS,$NPROC,$(uname -r),${R_TC50[$k]},${R_FPKT[$k]}" >> "$OUT"
+			echo "$mode,$s,${BYTES[$s]},$c,${R_REQ[$k]},${R_ERR[$k]},${R_RPS[$k]},${R_T50[$k]},${R_T99[$k]},${R_FCPU[$k]},${R_MCPU[$k]},${R_FPROC[$k]},$xr,$x5,$x9,$xf,$xm,${R_L50[$k]},${R_L99[$k]},$TTFB_N,${R_TBAD[$k]},${R_BG0[$k]},${R_BGA[$k]},${R_FGN[$k]},$DURATION,$CONNS,$NPROC,$(uname -r),${R_TC50[$k]},${R_FPKT[$k]},${R_TT50[$k]}" >> "$OUT"
 		done
 	done
 	echo
@@ -938,6 +940,8 @@ echo "         first byte, a hand-off for quicktwitch), median and p99, ms."
 echo "conn50   the median of those requests' connects (curl's time_connect),"
 echo "         ms: close: the handshake alone, kernel work on the front's core"
 echo "         for a front; ttfb50 - conn50 is the request's own share."
+echo "tot50    the median of those requests' whole transfers (time_total), ms:"
+echo "         a response held back after its first byte shows here."
 echo "front    CPU 0 (the front's core: its processes and, by RPS, its packet"
 echo "         work), user+nice+system+irq+softirq from /proc/stat over the"
 echo "         wrk run, per request, us. Direct has no front: its figure is"
