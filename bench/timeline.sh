@@ -16,7 +16,10 @@
 # and prints the medians and p90 of req->replay (the front: its wake-up,
 # parse, steering, freeze, replay), replay->resp (the back: its capture's
 # wake-up, checks, rebuild, response) and req->resp, with the direct
-# request's req->resp beside it (and the nginx request's).  Figures
+# request's req->resp beside it (and the nginx request's); then, for the
+# hand-off and the direct request, the handshake (the client's SYN to
+# the SYN-ACK), the SYN-ACK to the request, and the SYN to the first
+# response byte, what a client's time to first byte holds.  Figures
 # only; exits 0 unless the setup fails.
 #
 # Then the daemons' own account of the same hand-offs (qtctl stats, its
@@ -111,7 +114,7 @@ import re, statistics, sys
 client, n1, n2 = sys.argv[1:4]
 pk = re.compile(r"^(\S+) (\S+) +(P|In|Out) +IP (\S+)\.(\d+) > (\S+)\.(\d+): "
                 r"Flags \[([^\]]*)\].*length (\d+)")
-req, rep, resp, via = {}, {}, {}, {}
+req, rep, resp, via, syn, sa_ = {}, {}, {}, {}, {}, {}
 for line in sys.stdin:
     m = pk.match(line)
     if not m:
@@ -120,7 +123,11 @@ for line in sys.stdin:
     t, ln = float(ts), int(ln)
     if d == "Out":			# as it enters the switch
         continue
-    if dev == "c0" and sa == client and dp in ("80", "8080") and ln > 0:
+    if dev == "c0" and sa == client and dp in ("80", "8080") and fl == "S":
+        syn.setdefault(sp, t)
+    elif da == client and sp in ("80", "8080") and fl == "S.":
+        sa_.setdefault(dp, t)
+    elif dev == "c0" and sa == client and dp in ("80", "8080") and ln > 0:
         req.setdefault(sp, t)
         via.setdefault(sp, (da, dp))
     elif dev == "n1" and sa == client and "S" in fl and dp != "80":
@@ -142,8 +149,18 @@ show("hand-off: request -> replay (front)", [rep[p] - req[p] for p in ho])
 show("hand-off: replay -> response (back)", [resp[p] - rep[p] for p in ho])
 show("hand-off: request -> response", [resp[p] - req[p] for p in ho])
 show("direct:   request -> response", [resp[p] - req[p] for p in di])
+hs = lambda ps: [sa_[p] - syn[p] for p in ps if p in syn and p in sa_]
+sr = lambda ps: [req[p] - sa_[p] for p in ps if p in sa_]
+sf = lambda ps: [resp[p] - syn[p] for p in ps if p in syn]
+show("hand-off: SYN -> SYN-ACK", hs(ho))
+show("direct:   SYN -> SYN-ACK", hs(di))
+show("hand-off: SYN-ACK -> request", sr(ho))
+show("direct:   SYN-ACK -> request", sr(di))
+show("hand-off: SYN -> response", sf(ho))
+show("direct:   SYN -> response", sf(di))
 if ng:
     show("nginx:    request -> response", [resp[p] - req[p] for p in ng])
+    show("nginx:    SYN -> response", sf(ng))
 def med(ps):
     return statistics.median([resp[p] - req[p] for p in ps]) * 1e6
 for what, base in (("", di), (" over nginx alone", ng)):
