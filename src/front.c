@@ -195,6 +195,12 @@ take_back_finish(struct flow *f, const char *why)
 		if ((errno == ENETUNREACH || errno == EHOSTUNREACH ||
 		    errno == ENETDOWN || errno == EADDRNOTAVAIL) &&
 		    now_ms() - f->f_tb_at < qtd->cf->c_flow_timeout) {
+			/* Stopped first: a retry runs from this very timer,
+			 * which libev still holds (a repeating one), and
+			 * ev_init() on it then put it in the heap twice, to
+			 * run twice as often at each retry and, once the
+			 * rebuild went through, to serve the flow again. */
+			ev_timer_stop(qtd->loop, &f->f_timer);
 			ev_init(&f->f_timer, rebuild_retry);
 			f->f_timer.repeat = REBUILD_RETRY;
 			ev_timer_again(qtd->loop, &f->f_timer);
