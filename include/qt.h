@@ -226,6 +226,9 @@ struct hdr {
 	uint64_t		h_time_ms;	/* origin's wall clock */
 	uint32_t		h_isn;		/* client's ISN */
 	uint32_t		h_req_len;
+	/* The front takes the connection back this long after h_time_ms
+	 * at the earliest, unless confirmed (0: not said; 65535 at most). */
+	uint32_t		h_budget_ms;
 	struct repair_state	h_rs;
 };
 

@@ -497,6 +497,23 @@ asm_complete(struct reasm *a)
 		qtd->st.st_dup_replays++;
 		return;
 	}
+	/* Too late to be confirmed before the front gives up on it (this
+	 * daemon was stopped, or its capture far behind): rebuilt, the
+	 * connection would send until the front's ABORT came, bytes on the
+	 * sequence numbers of the front's own answer.  Dropped without a
+	 * REFUSE, which would end a hand-off whose later, fresher try may
+	 * still be on its way; the front takes the connection back at its
+	 * deadline.  The margin, a quarter, is for the confirmation's way
+	 * back and the clocks' skew. */
+	if (h->h_budget_ms && now + h->h_budget_ms / 4 >=
+	    h->h_time_ms + h->h_budget_ms) {
+		qtd->st.st_stale++;
+		log_warn("late replay from %s for %s:%u dropped (%lld ms old, "
+		    "taken back after %u)", cf->c_nodes[a->a_origin].n_name,
+		    addr_str(a->a_cip), ntohs(a->a_cport),
+		    (long long)(now - h->h_time_ms), h->h_budget_ms);
+		return;
+	}
 	seen_add(h->h_token);
 	rebuild(a);
 }

@@ -32,7 +32,8 @@ const struct ctl_counter ctl_counters[] = {
 	{ "forged", ST(st_forged),
 	    "Replays whose MAC did not verify." },
 	{ "stale", ST(st_stale),
-	    "Replays outside the freshness window." },
+	    "Replays outside the freshness window, or too late to be "
+	    "confirmed before their front takes them back." },
 	{ "dup_replays", ST(st_dup_replays),
 	    "Duplicate replays of a hand-off already served." },
 	{ "refused", ST(st_refused),

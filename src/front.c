@@ -257,6 +257,11 @@ send_replay(struct flow *f)
 		.h_time_ms = now_ms(),
 		.h_isn = f->f_isn,
 		.h_req_len = (uint32_t)f->f_blen,
+		/* This try's timeout and those of the tries left (a reload
+		 * may have lowered the tries below those made: 0, not said). */
+		.h_budget_ms = f->f_tries < cf->c_handoff_tries ?
+		    (cf->c_handoff_tries - f->f_tries) * cf->c_handoff_timeout :
+		    0,
 		.h_rs = f->f_rs,
 	};
 

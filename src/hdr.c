@@ -82,6 +82,10 @@ hdr_encode(const struct hdr *h, const struct hdr_tuple *t, const void *req,
 	p = put32(p, rs->rs_rcv_wup);
 	*p++ = rs->rs_snd_wscale;
 	*p++ = rs->rs_rcv_wscale;
+	/* In what were two reserved bytes, zero from an older front (and
+	 * ignored, under the MAC all the same, by an older back). */
+	p = put16(p, (uint16_t)(h->h_budget_ms > 65535 ? 65535 :
+	    h->h_budget_ms));
 	/* the rest of the body is reserved, zero */
 	tuple_bytes(t, tb);
 	auth_mac(key, out, HDR_BODY, tb, sizeof(tb), req, h->h_req_len,
@@ -115,6 +119,7 @@ hdr_decode(const uint8_t *b, size_t len, struct hdr *h)
 	rs->rs_rcv_wup = get32(b + 64);
 	rs->rs_snd_wscale = b[68];
 	rs->rs_rcv_wscale = b[69];
+	h->h_budget_ms = get16(b + 70);
 	if (h->h_req_len > HDR_MAX_REQ || rs->rs_snd_wscale > 14 ||
 	    rs->rs_rcv_wscale > 14)
 		return -1;

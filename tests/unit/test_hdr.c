@@ -22,6 +22,7 @@ sample(struct hdr *h, struct hdr_tuple *t)
 	h->h_time_ms = 0x0123456789abULL;
 	h->h_isn = 0xfffffff0u;
 	h->h_req_len = sizeof(req) - 1;
+	h->h_budget_ms = 600;
 	h->h_rs.rs_snd_seq = 0xdeadbeef;
 	h->h_rs.rs_rcv_nxt = 0x00000010;
 	h->h_rs.rs_ts = 123456789;
@@ -57,8 +58,33 @@ roundtrip(void **state)
 	assert_true(d.h_time_ms == h.h_time_ms);
 	assert_int_equal(d.h_isn, h.h_isn);
 	assert_int_equal(d.h_req_len, h.h_req_len);
+	assert_int_equal(d.h_budget_ms, 600);
 	assert_memory_equal(&d.h_rs, &h.h_rs, sizeof(h.h_rs));
 	assert_int_equal(hdr_verify(buf, &t, req, h.h_req_len, key), 0);
+}
+
+/* The budget's two bytes were reserved and zero: an older front's header
+ * decodes with no budget, and one too large for them is clamped, not
+ * wrapped to a short one. */
+static void
+budget_bytes(void **state)
+{
+	struct hdr h, d;
+	struct hdr_tuple t;
+	uint8_t buf[HDR_LEN];
+
+	(void)state;
+	sample(&h, &t);
+	h.h_budget_ms = 0;
+	hdr_encode(&h, &t, req, key, buf);
+	assert_int_equal(buf[70], 0);
+	assert_int_equal(buf[71], 0);
+	assert_int_equal(hdr_decode(buf, sizeof(buf), &d), 0);
+	assert_int_equal(d.h_budget_ms, 0);
+	h.h_budget_ms = 20 * 10000;	/* handoff-tries and -timeout at most */
+	hdr_encode(&h, &t, req, key, buf);
+	assert_int_equal(hdr_decode(buf, sizeof(buf), &d), 0);
+	assert_int_equal(d.h_budget_ms, 65535);
 }
 
 /* Every single flipped bit, in the header, the tuple or the request, and
@@ -154,6 +180,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(roundtrip),
+		cmocka_unit_test(budget_bytes),
 		cmocka_unit_test(flipped_bits_rejected),
 		cmocka_unit_test(decode_rejects),
 		cmocka_unit_test(key_parse),
