@@ -243,6 +243,19 @@ repair_restore(int fd, const struct sockaddr_in *local,
 	    setint(fd, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE) == -1 ||
 	    setint(fd, TCP_QUEUE_SEQ, (int)rs->rs_rcv_nxt) == -1)
 		goto fail;
+	/* The MSS as a user limit, before connect(): connect() sizes the
+	 * segments from the MSS clamp as it is then, and nothing sizes them
+	 * again after TCP_REPAIR_OPTIONS sets it.  Without this the clamp
+	 * at connect() is the 536-byte default, and a rebuilt connection
+	 * sent 524-byte segments: a short response whole, a long one for
+	 * its first 100 KB or so, until something made the kernel size
+	 * them again (seen: GSO packets cut at multiples of 524).  The
+	 * kernel takes a limit of 88 to 32767 bytes only; a client beyond
+	 * (one on a loopback-sized path says 65483) keeps the default, as
+	 * before, rather than lose its hand-off. */
+	if (rs->rs_mss >= 88 && rs->rs_mss <= 32767 &&
+	    setint(fd, TCP_MAXSEG, rs->rs_mss) == -1)
+		goto fail;
 	/* In repair mode connect() sends nothing: the socket is simply
 	 * ESTABLISHED, and from here in the table, where the client's
 	 * packets (steered to us since the front froze) find it.  A repair
@@ -252,17 +265,6 @@ repair_restore(int fd, const struct sockaddr_in *local,
 	 * acknowledged by a socket about to vanish.  The filter attached in
 	 * repair_socket() drops them until the socket is whole; the client
 	 * sends them again, as it does those that came before the socket. */
-	/* The MSS as a user limit, before connect(): connect() sizes the
-	 * segments from the MSS clamp as it is then, and nothing sizes them
-	 * again after TCP_REPAIR_OPTIONS sets it.  Without this the clamp
-	 * at connect() is the 536-byte default, and a rebuilt connection
-	 * sent 524-byte segments: a short response whole, a long one for
-	 * its first 100 KB or so, until something made the kernel size
-	 * them again (seen: GSO packets cut at multiples of 524).  The
-	 * kernel refuses a limit under 88 bytes; such a client keeps the
-	 * default, as before. */
-	if (rs->rs_mss >= 88 && setint(fd, TCP_MAXSEG, rs->rs_mss) == -1)
-		goto fail;
 	if (connect(fd, (const struct sockaddr *)peer, sizeof(*peer)) == -1)
 		goto fail;
 	opts[n].opt_code = TCPOPT_MAXSEG;
