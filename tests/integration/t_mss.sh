@@ -42,8 +42,7 @@ for mss in (0, 1000):
         if not b:
             break
         got += b
-    body = got.split(b"\r\n\r\n", 1)[-1]
-    head = got.split(b"\r\n\r\n", 1)[0]
+    head, _, body = got.partition(b"\r\n\r\n")
     if not got.startswith(b"HTTP/1.1 200") or len(body) != 65536:
         sys.exit(f"client with MSS {mss or 'default'}: bad response")
     if b"X-Served-By: n2" not in head:
