@@ -114,7 +114,7 @@ import re, statistics, sys
 client, n1, n2 = sys.argv[1:4]
 pk = re.compile(r"^(\S+) (\S+) +(P|In|Out) +IP (\S+)\.(\d+) > (\S+)\.(\d+): "
                 r"Flags \[([^\]]*)\].*length (\d+)")
-req, rep, resp, via, syn, sa_ = {}, {}, {}, {}, {}, {}
+req, rep, resp, via, syn, synack = {}, {}, {}, {}, {}, {}
 for line in sys.stdin:
     m = pk.match(line)
     if not m:
@@ -126,7 +126,7 @@ for line in sys.stdin:
     if dev == "c0" and sa == client and dp in ("80", "8080") and fl == "S":
         syn.setdefault(sp, t)
     elif da == client and sp in ("80", "8080") and fl == "S.":
-        sa_.setdefault(dp, t)
+        synack.setdefault(dp, t)
     elif dev == "c0" and sa == client and dp in ("80", "8080") and ln > 0:
         req.setdefault(sp, t)
         via.setdefault(sp, (da, dp))
@@ -149,8 +149,8 @@ show("hand-off: request -> replay (front)", [rep[p] - req[p] for p in ho])
 show("hand-off: replay -> response (back)", [resp[p] - rep[p] for p in ho])
 show("hand-off: request -> response", [resp[p] - req[p] for p in ho])
 show("direct:   request -> response", [resp[p] - req[p] for p in di])
-hs = lambda ps: [sa_[p] - syn[p] for p in ps if p in syn and p in sa_]
-sr = lambda ps: [req[p] - sa_[p] for p in ps if p in sa_]
+hs = lambda ps: [synack[p] - syn[p] for p in ps if p in syn and p in synack]
+sr = lambda ps: [req[p] - synack[p] for p in ps if p in synack]
 sf = lambda ps: [resp[p] - syn[p] for p in ps if p in syn]
 show("hand-off: SYN -> SYN-ACK", hs(ho))
 show("direct:   SYN -> SYN-ACK", hs(di))

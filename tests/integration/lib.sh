@@ -74,7 +74,10 @@ dump_logs() {
 
 cleanup() {
 	local n
+	# SIGCONT first: a test may have left a daemon stopped, which would
+	# never act on the SIGTERM and hold the wait below forever.
 	for n in "${!DPID[@]}"; do
+		kill -CONT "${DPID[$n]}" 2>/dev/null
 		kill "${DPID[$n]}" 2>/dev/null
 	done
 	for n in "${!DPID[@]}"; do
