@@ -748,7 +748,23 @@ elapsed=$(($(date +%s) - start))
 
 # --- flow-table scaling ----------------------------------------------------------
 
-declare -A F_LIVE F_HELD F_LOST F_IDLE F_IDLEP F_RPS F_FCPU F_FPROC F_MCPU F_T50 F_T99 F_ERR F_BG0 F_FGN F_WERR F_TB F_RSS
+declare -A F_LIVE F_HELD F_LOST F_IDLE F_IDLEP F_RPS F_FCPU F_FPROC F_MCPU F_T50 F_T99 F_ERR F_BG0 F_FGN F_WERR F_TB F_RSS F_LB1 F_LBMAX
+# loop_snap FILE: n1's stats now.  loop_row A B: of n1's batches of
+# callbacks between the two (qtctl stats: loop_busy), how many took over
+# 1 ms, and the bound (ms) of the bucket that holds the longest; "- -"
+# for a daemon without them.
+loop_snap() { in_node 1 "$QTCTL" -s "$TMP/n1.sock" stats --json >"$1" 2>/dev/null; }
+loop_row() {
+	python3 - "$1" "$2" <<'PY' 2>/dev/null || echo "- -"
+import json, sys
+a, b = (json.load(open(f))["loop_busy"] for f in sys.argv[1:3])
+n = b["count"] - a["count"]
+le = sorted((int(k), b["le_ns"][k] - a["le_ns"].get(k, 0)) for k in b["le_ns"])
+over1 = n - dict(le)[1000000]
+top = next((k for k, c in le if c == n), None)
+print(over1, "%g" % (top / 1e6) if top else ">%g" % (le[-1][0] / 1e6))
+PY
+}
 FLOW_LEVELS=$(for f in $FLOWS; do echo "$f"; done | sort -n | uniq | tr '\n' ' ')
 FLOW_KEYS=$FLOW_LEVELS
 FLOW_NOTE=""
@@ -778,6 +794,7 @@ if [ -n "$FLOW_LEVELS" ]; then
 	flow_measure() {
 		local K=$1 tb0=$2 lost j att
 		sleep 2
+		loop_snap "$TMP/loop-$K-a.json"
 		F_HELD[$K]=$held
 		F_LIVE[$K]=$(qt_counter 1 handed-off)
 		# Idle cost of the table: CPU 0 and the daemon over DURATION s.
@@ -824,6 +841,8 @@ if [ -n "$FLOW_LEVELS" ]; then
 		# Which step a TTFB that grows with the flows grows in.
 		echo "# flows $K: the TTFB requests' step means: $(steps_mean a b)"
 		F_T50[$K]=$T50 F_T99[$K]=$T99 F_ERR[$K]=$((F_WERR[$K] + TBAD))
+		loop_snap "$TMP/loop-$K-b.json"
+		read -r F_LB1[$K] F_LBMAX[$K] < <(loop_row "$TMP/loop-$K-a.json" "$TMP/loop-$K-b.json")
 		F_TB[$K]=$(($(qt_counter 1 taken_back) - tb0))
 		lost=0
 		for ((j = 1; j <= hk; j++)); do
@@ -969,10 +988,10 @@ if [ -n "$FLOW_LEVELS" ]; then
 	echo
 	echo "== flow-table scaling: hand-offs (Connection: close, $fs) with live handed-off flows held open"
 	echo "held from 20 client addresses (198.18.0.101-120), one keep-alive request each, then idle; measured in ${felapsed}s.${FLOW_NOTE:+ NOTE:$FLOW_NOTE}"
-	echo "flows,held,live_on_front,lost,idle_cpu0_pct,idle_front_proc_pct,front_rss_mb,handoffs_per_s,front_cpu_us_per_handoff,front_proc_us_per_handoff,machine_cpu_us_per_handoff,ttfb_median_ms,ttfb_p99_ms,errors,taken_back,bg_cpu0_pct,foreign_pct,x_front_cpu,x_ttfb_median" > "$OUT_FLOWS"
-	ffmt='%7s %7s %7s %5s %6s %6s %6s %8s %8s %5s %8s %8s %7s %5s %7s %4s %4s %4s %4s\n'
-	printf "$ffmt" flows held live lost idle0 idlep rss "hoff/s" front x fproc machine ttfb50 x ttfb99 err tb bg0 fgn
-	printf "$ffmt" "" "" "" "" "%" "%" MB "" "us" "" us us ms "" ms "" "" "%" "%"
+	echo "flows,held,live_on_front,lost,idle_cpu0_pct,idle_front_proc_pct,front_rss_mb,handoffs_per_s,front_cpu_us_per_handoff,front_proc_us_per_handoff,machine_cpu_us_per_handoff,ttfb_median_ms,ttfb_p99_ms,errors,taken_back,bg_cpu0_pct,foreign_pct,x_front_cpu,x_ttfb_median,loop_batches_over_1ms,loop_longest_le_ms" > "$OUT_FLOWS"
+	ffmt='%7s %7s %7s %5s %6s %6s %6s %8s %8s %5s %8s %8s %7s %5s %7s %4s %4s %4s %4s %5s %5s\n'
+	printf "$ffmt" flows held live lost idle0 idlep rss "hoff/s" front x fproc machine ttfb50 x ttfb99 err tb bg0 fgn lb1ms lbmax
+	printf "$ffmt" "" "" "" "" "%" "%" MB "" "us" "" us us ms "" ms "" "" "%" "%" "" ms
 	# The x columns' baseline: the first row, or with an "after" row the
 	# mean of the two, so that a drift of the machine's speed across
 	# the part (linear in time) weighs on no row more than on the
@@ -989,8 +1008,8 @@ if [ -n "$FLOW_LEVELS" ]; then
 		xt=$(ratio "${F_T50[$L]}" "$base_t")
 		printf "$ffmt" "$L" "${F_HELD[$L]}" "${F_LIVE[$L]}" "${F_LOST[$L]}" "${F_IDLE[$L]}" "${F_IDLEP[$L]}" \
 		    "${F_RSS[$L]:--}" "${F_RPS[$L]}" "${F_FCPU[$L]}" "$xf" "${F_FPROC[$L]}" "${F_MCPU[$L]}" "${F_T50[$L]}" "$xt" \
-		    "${F_T99[$L]}" "${F_ERR[$L]}" "${F_TB[$L]}" "${F_BG0[$L]}" "${F_FGN[$L]}"
-		echo "$L,${F_HELD[$L]},${F_LIVE[$L]},${F_LOST[$L]},${F_IDLE[$L]},${F_IDLEP[$L]},${F_RSS[$L]},${F_RPS[$L]},${F_FCPU[$L]},${F_FPROC[$L]},${F_MCPU[$L]},${F_T50[$L]},${F_T99[$L]},${F_ERR[$L]},${F_TB[$L]},${F_BG0[$L]},${F_FGN[$L]},$xf,$xt" >> "$OUT_FLOWS"
+		    "${F_T99[$L]}" "${F_ERR[$L]}" "${F_TB[$L]}" "${F_BG0[$L]}" "${F_FGN[$L]}" "${F_LB1[$L]}" "${F_LBMAX[$L]}"
+		echo "$L,${F_HELD[$L]},${F_LIVE[$L]},${F_LOST[$L]},${F_IDLE[$L]},${F_IDLEP[$L]},${F_RSS[$L]},${F_RPS[$L]},${F_FCPU[$L]},${F_FPROC[$L]},${F_MCPU[$L]},${F_T50[$L]},${F_T99[$L]},${F_ERR[$L]},${F_TB[$L]},${F_BG0[$L]},${F_FGN[$L]},$xf,$xt,${F_LB1[$L]},${F_LBMAX[$L]}" >> "$OUT_FLOWS"
 	done
 	echo
 	echo "held     connections the holder opened, got a response on, and holds idle."
@@ -1005,6 +1024,9 @@ if [ -n "$FLOW_LEVELS" ]; then
 	echo "fproc    the front daemon's own CPU per hand-off, us."
 	echo "ttfb     curl time_starttransfer of $TTFB_N sequential Connection: close"
 	echo "         requests through n1 (connect + hand-off + first byte), ms; x: as for front."
+	echo "lb1ms    n1's batches of callbacks (qtctl stats: loop_busy) over 1 ms while"
+	echo "         the row was measured (idle, wrk, TTFB requests); lbmax: the bound of"
+	echo "         the histogram bucket that holds the longest of them, ms."
 	echo "tb       hand-offs n1 took back (served itself) while this row's flows were"
 	echo "         opened and measured (qtctl stats taken_back)."
 	echo "bg0, fgn as above. Backs: the daemons' built-in responder on n2, n3, n4."

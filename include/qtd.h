@@ -233,6 +233,7 @@ struct qtd {
 	int			 stop_cleanup;
 	struct qt_stats		 st;
 	struct tm_hist		 tm[TM_NSTAGES];	/* step timings */
+	struct tm_hist		 tm_loop;	/* each batch of callbacks */
 };
 
 extern struct qtd	*qtd;

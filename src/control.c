@@ -190,35 +190,42 @@ ctl_node_name(int i)
 	return cf->c_nodes[i].n_name;
 }
 
-/* The hand-off's step timings: quantiles for people, cumulative buckets
- * for Prometheus, in ns. */
+/* A histogram: quantiles for people, cumulative buckets for Prometheus,
+ * in ns. */
+static void
+ctl_jw_hist(struct ctl_jw *w, const char *key, const struct tm_hist *h)
+{
+	char le[24];
+	size_t i;
+
+	ctl_jw_obj(w, key);
+	ctl_jw_u64(w, "count", h->h_count);
+	ctl_jw_u64(w, "sum_ns", h->h_sum);
+	ctl_jw_u64(w, "max_ns", h->h_max);
+	ctl_jw_u64(w, "p50_ns", tm_quantile(h, 0.50));
+	ctl_jw_u64(w, "p90_ns", tm_quantile(h, 0.90));
+	ctl_jw_u64(w, "p99_ns", tm_quantile(h, 0.99));
+	ctl_jw_obj(w, "le_ns");
+	for (i = 0; i < TM_NLE; i++) {
+		(void)snprintf(le, sizeof(le), "%llu",
+		    (unsigned long long)tm_le_ns[i]);
+		ctl_jw_u64(w, le, h->h_le[i]);
+	}
+	ctl_jw_end(w);
+	ctl_jw_end(w);
+}
+
+/* The hand-off's step timings, and the event loop's batches. */
 static void
 ctl_stats_timings(struct ctl_jw *w)
 {
-	const struct tm_hist *h;
-	char le[24];
-	size_t s, i;
+	size_t s;
 
 	ctl_jw_obj(w, "timings");
-	for (s = 0; s < TM_NSTAGES; s++) {
-		h = &qtd->tm[s];
-		ctl_jw_obj(w, tm_stage_name((enum tm_stage)s));
-		ctl_jw_u64(w, "count", h->h_count);
-		ctl_jw_u64(w, "sum_ns", h->h_sum);
-		ctl_jw_u64(w, "max_ns", h->h_max);
-		ctl_jw_u64(w, "p50_ns", tm_quantile(h, 0.50));
-		ctl_jw_u64(w, "p90_ns", tm_quantile(h, 0.90));
-		ctl_jw_u64(w, "p99_ns", tm_quantile(h, 0.99));
-		ctl_jw_obj(w, "le_ns");
-		for (i = 0; i < TM_NLE; i++) {
-			(void)snprintf(le, sizeof(le), "%llu",
-			    (unsigned long long)tm_le_ns[i]);
-			ctl_jw_u64(w, le, h->h_le[i]);
-		}
-		ctl_jw_end(w);
-		ctl_jw_end(w);
-	}
+	for (s = 0; s < TM_NSTAGES; s++)
+		ctl_jw_hist(w, tm_stage_name((enum tm_stage)s), &qtd->tm[s]);
 	ctl_jw_end(w);
+	ctl_jw_hist(w, "loop_busy", &qtd->tm_loop);
 }
 
 static int

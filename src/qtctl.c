@@ -337,71 +337,116 @@ qc_prom_secs(uint64_t ns)
 	    (unsigned long long)(ns % 1000000000u));
 }
 
+/* The labels of one histogram's series: {step="STEP",le="..."} or, without
+ * a step, {le="..."}; LE_NS NULL for +Inf, no LE at all if NOLE. */
 static void
-qc_timings_prom(const struct ctl_jv *timings)
+qc_prom_labels(const char *step, const char *le_ns, int nole)
 {
-	const struct ctl_jv *st, *le, *b;
+	if (!step && nole)
+		return;
+	printf("{");
+	if (step) {
+		printf("step=\"");
+		qc_prom_label(step);
+		printf("\"%s", nole ? "" : ",");
+	}
+	if (!nole) {
+		printf("le=\"");
+		if (le_ns)
+			qc_prom_secs(strtoull(le_ns, NULL, 10));
+		else
+			printf("+Inf");
+		printf("\"");
+	}
+	printf("}");
+}
+
+/* One histogram of the daemon's (count, sum_ns, le_ns) as NAME's series. */
+static void
+qc_hist_prom(const char *name, const char *step, const struct ctl_jv *h)
+{
+	const struct ctl_jv *le, *b;
+
+	if ((le = ctl_json_get(h, "le_ns")) && le->jv_type == CJ_OBJ)
+		for (b = le->jv_child; b; b = b->jv_next) {
+			if (b->jv_type != CJ_NUM)
+				continue;
+			printf("%s_bucket", name);
+			qc_prom_labels(step, b->jv_key, 0);
+			printf(" %s\n", b->jv_str);
+		}
+	printf("%s_bucket", name);
+	qc_prom_labels(step, NULL, 0);
+	printf(" %llu\n%s_sum", (unsigned long long)qc_num(h, "count"), name);
+	qc_prom_labels(step, NULL, 1);
+	printf(" ");
+	qc_prom_secs(qc_num(h, "sum_ns"));
+	printf("\n%s_count", name);
+	qc_prom_labels(step, NULL, 1);
+	printf(" %llu\n", (unsigned long long)qc_num(h, "count"));
+}
+
+static void
+qc_timings_prom(const struct ctl_jv *timings, const struct ctl_jv *loop)
+{
+	const struct ctl_jv *st;
 
 	printf("# HELP quicktwitch_handoff_step_seconds Time each step of a "
 	    "hand-off took on this node (see qtctl(8)).\n");
 	printf("# TYPE quicktwitch_handoff_step_seconds histogram\n");
-	for (st = timings->jv_child; st; st = st->jv_next) {
-		if (st->jv_type != CJ_OBJ)
-			continue;
-		if ((le = ctl_json_get(st, "le_ns")) && le->jv_type == CJ_OBJ)
-			for (b = le->jv_child; b; b = b->jv_next) {
-				if (b->jv_type != CJ_NUM)
-					continue;
-				printf("quicktwitch_handoff_step_seconds_bucket"
-				    "{step=\"");
-				qc_prom_label(st->jv_key);
-				printf("\",le=\"");
-				qc_prom_secs(strtoull(b->jv_key, NULL, 10));
-				printf("\"} %s\n", b->jv_str);
-			}
-		printf("quicktwitch_handoff_step_seconds_bucket{step=\"");
-		qc_prom_label(st->jv_key);
-		printf("\",le=\"+Inf\"} %llu\n",
-		    (unsigned long long)qc_num(st, "count"));
-		printf("quicktwitch_handoff_step_seconds_sum{step=\"");
-		qc_prom_label(st->jv_key);
-		printf("\"} ");
-		qc_prom_secs(qc_num(st, "sum_ns"));
-		printf("\nquicktwitch_handoff_step_seconds_count{step=\"");
-		qc_prom_label(st->jv_key);
-		printf("\"} %llu\n", (unsigned long long)qc_num(st, "count"));
-	}
+	for (st = timings->jv_child; st; st = st->jv_next)
+		if (st->jv_type == CJ_OBJ)
+			qc_hist_prom("quicktwitch_handoff_step_seconds",
+			    st->jv_key, st);
+	if (!loop || loop->jv_type != CJ_OBJ)
+		return;		/* a daemon from before it */
+	printf("# HELP quicktwitch_loop_busy_seconds Time each batch of the "
+	    "event loop's callbacks took: what the daemon delays the next "
+	    "event by.\n");
+	printf("# TYPE quicktwitch_loop_busy_seconds histogram\n");
+	qc_hist_prom("quicktwitch_loop_busy_seconds", NULL, loop);
 }
 
-/* One line a step: count, then quantiles and the largest in us. */
+/* One histogram's line: count, then quantiles and the largest in us. */
 static void
-qc_timings_text(const struct ctl_jv *timings)
+qc_hist_text(const char *name, const struct ctl_jv *h)
 {
 	static const char *const q[] = { "p50", "p90", "p99", "max" };
-	const struct ctl_jv *st;
 	char key[16];
 	uint64_t ns;
 	size_t i;
 
+	printf("%s count=%llu", name, (unsigned long long)qc_num(h, "count"));
+	for (i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
+		(void)snprintf(key, sizeof(key), "%s_ns", q[i]);
+		ns = qc_num(h, key);
+		printf(" %s=%llu.%llu", q[i], (unsigned long long)(ns / 1000),
+		    (unsigned long long)(ns % 1000 / 100));
+	}
+	printf(" us\n");
+}
+
+/* One line a step, and one for the loop's batches. */
+static void
+qc_timings_text(const struct ctl_jv *timings, const struct ctl_jv *loop)
+{
+	const struct ctl_jv *st;
+	char name[64];
+
 	for (st = timings->jv_child; st; st = st->jv_next) {
 		if (st->jv_type != CJ_OBJ)
 			continue;
-		printf("timing_%s count=%llu", st->jv_key,
-		    (unsigned long long)qc_num(st, "count"));
-		for (i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
-			(void)snprintf(key, sizeof(key), "%s_ns", q[i]);
-			ns = qc_num(st, key);
-			printf(" %s=%llu.%llu", q[i],
-			    (unsigned long long)(ns / 1000),
-			    (unsigned long long)(ns % 1000 / 100));
-		}
-		printf(" us\n");
+		(void)snprintf(name, sizeof(name), "timing_%s", st->jv_key);
+		qc_hist_text(name, st);
 	}
+	if (loop && loop->jv_type == CJ_OBJ)
+		qc_hist_text("loop_busy", loop);
 }
 
 static int
 qc_stats_prom(const struct ctl_jv *counters, const struct ctl_jv *flows,
-    const struct ctl_jv *uptime, const struct ctl_jv *timings)
+    const struct ctl_jv *uptime, const struct ctl_jv *timings,
+    const struct ctl_jv *loop)
 {
 	const struct ctl_counter *c;
 	const struct ctl_jv *m;
@@ -434,7 +479,7 @@ qc_stats_prom(const struct ctl_jv *counters, const struct ctl_jv *flows,
 	}
 	/* A daemon from before the timings sends none. */
 	if (timings && timings->jv_type == CJ_OBJ)
-		qc_timings_prom(timings);
+		qc_timings_prom(timings, loop);
 	return 0;
 }
 
@@ -444,6 +489,7 @@ qc_stats(const struct ctl_jv *doc, enum qc_format fmt)
 	const struct ctl_jv *counters = ctl_json_get(doc, "counters");
 	const struct ctl_jv *flows = ctl_json_get(doc, "flows");
 	const struct ctl_jv *timings = ctl_json_get(doc, "timings");
+	const struct ctl_jv *loop = ctl_json_get(doc, "loop_busy");
 	const struct ctl_jv *m;
 	char buf[512];
 
@@ -452,7 +498,7 @@ qc_stats(const struct ctl_jv *doc, enum qc_format fmt)
 		return -1;
 	if (fmt == QF_PROM)
 		return qc_stats_prom(counters, flows,
-		    ctl_json_get(doc, "uptime"), timings);
+		    ctl_json_get(doc, "uptime"), timings, loop);
 	printf("node %s\n", qc_text(ctl_json_get(doc, "node"), buf,
 	    sizeof(buf)));
 	printf("uptime %s\n", qc_text(ctl_json_get(doc, "uptime"), buf,
@@ -465,7 +511,7 @@ qc_stats(const struct ctl_jv *doc, enum qc_format fmt)
 	printf("flows_total %s\n", qc_text(ctl_json_get(doc, "flows_total"),
 	    buf, sizeof(buf)));
 	if (timings && timings->jv_type == CJ_OBJ)
-		qc_timings_text(timings);
+		qc_timings_text(timings, loop);
 	return 0;
 }
 

@@ -14,6 +14,11 @@
 #       them adds nothing to first_byte, which only a back's flows count
 #   (d) --prometheus: a histogram per step, buckets cumulative, +Inf equal
 #       to the count
+#   (e) the event loop's batches of callbacks (loop_busy) on every node:
+#       at least one a hand-off, quantiles ordered, and no shorter than
+#       the steps that run inside one batch (each step's longest within
+#       the longest batch, their sum within the batches' sum); in the
+#       text and Prometheus forms as well
 source "$(dirname "$0")/lib.sh"
 require_root
 make_cluster 2
@@ -31,6 +36,7 @@ done
 [ "$(counter 1 handed_off)" = $N ] || fail "(a) $(counter 1 handed_off) of $N handed off"
 qtctl 1 stats --json >"$TMP/s1.json" || fail "stats n1"
 qtctl 2 stats --json >"$TMP/s2.json" || fail "stats n2"
+qtctl 2 stats --prometheus >"$TMP/p2" || fail "stats --prometheus n2"
 
 python3 - "$TMP" $N <<'EOF' || fail "(a)/(b) timings above"
 import json, statistics, sys
@@ -135,3 +141,50 @@ for x in bad:
 sys.exit(1 if bad else 0)
 EOF
 pass "(d) --prometheus: one histogram per step, cumulative, +Inf = count"
+
+qtctl 1 stats >"$TMP/t1" || fail "(e) stats n1"
+python3 - "$TMP" $N <<'EOF' || fail "(e) loop_busy above"
+import json, re, sys
+tmp, n = sys.argv[1], int(sys.argv[2])
+bad = []
+# The steps that run inside one callback: steering, freeze and replay on
+# the front (one read callback), the rebuild on the back.
+for node, js, prom, inner in ((1, 's1b.json', 'p1', ('steer', 'freeze', 'replay')),
+                              (2, 's2.json', 'p2', ('rebuild',))):
+    d = json.load(open('%s/%s' % (tmp, js)))
+    h, t = d.get('loop_busy'), d['timings']
+    if not h:
+        bad.append('n%d: no loop_busy' % node); continue
+    if h['count'] < n:
+        bad.append('n%d: %d batches for %d hand-offs' % (node, h['count'], n))
+    q = [h['p50_ns'], h['p90_ns'], h['p99_ns'], h['max_ns']]
+    if not (0 < q[0] <= q[1] <= q[2] <= q[3]):
+        bad.append('n%d: quantiles %s not ordered or zero' % (node, q))
+    for st in inner:
+        if t[st]['max_ns'] > h['max_ns']:
+            bad.append('n%d: %s took %d ns, above the longest batch %d' % (node, st, t[st]['max_ns'], h['max_ns']))
+    if sum(t[st]['sum_ns'] for st in inner) > h['sum_ns']:
+        bad.append('n%d: the steps %s took more than all batches, %d ns' % (node, inner, h['sum_ns']))
+    text = open('%s/%s' % (tmp, prom)).read()
+    b = re.findall(r'^quicktwitch_loop_busy_seconds_bucket\{le="([^"]+)"\} (\d+)$', text, re.M)
+    counts = [int(c) for _, c in b]
+    if len(b) != len(h['le_ns']) + 1 or b[-1][0] != '+Inf' or counts != sorted(counts):
+        bad.append('n%d: Prometheus buckets %s' % (node, b))
+    elif counts[-1] < h['count']:
+        bad.append('n%d: Prometheus +Inf %d below the earlier count %d' % (node, counts[-1], h['count']))
+    if not re.search(r'^quicktwitch_loop_busy_seconds_count \d+$', text, re.M) or \
+       not re.search(r'^quicktwitch_loop_busy_seconds_sum [0-9.]+$', text, re.M):
+        bad.append('n%d: no Prometheus _count or _sum' % node)
+    # The steps' series are unchanged by it.
+    if not re.search(r'^quicktwitch_handoff_step_seconds_count\{step="rebuild"\} \d+$', text, re.M):
+        bad.append("n%d: the steps' series changed" % node)
+if not re.search(r'^loop_busy count=\d+ p50=[0-9.]+ p90=[0-9.]+ p99=[0-9.]+ max=[0-9.]+ us$',
+                 open(tmp + '/t1').read(), re.M):
+    bad.append('no loop_busy line in qtctl stats')
+print('# loop_busy n1: p50 %.1f p99 %.1f max %.1f us' % tuple(
+    json.load(open(tmp + '/s1b.json'))['loop_busy'][k] / 1e3 for k in ('p50_ns', 'p99_ns', 'max_ns')))
+for x in bad:
+    print('FAIL: ' + x)
+sys.exit(1 if bad else 0)
+EOF
+pass "(e) loop_busy: a batch per event at least, no shorter than the steps inside one; text and Prometheus"
