@@ -749,17 +749,21 @@ elapsed=$(($(date +%s) - start))
 # --- flow-table scaling ----------------------------------------------------------
 
 declare -A F_LIVE F_HELD F_LOST F_IDLE F_IDLEP F_RPS F_FCPU F_FPROC F_MCPU F_T50 F_T99 F_ERR F_BG0 F_FGN F_WERR F_TB F_RSS F_LB1 F_LBMAX
-# loop_snap FILE: n1's stats now.  loop_row A B: of n1's batches of
-# callbacks between the two (qtctl stats: loop_busy), how many took over
-# 1 ms, and the bound (ms) of the bucket that holds the longest; "- -"
-# for a daemon without them.
+# loop_snap FILE: n1's stats now.  loop_row A B [C D]: of n1's batches
+# of callbacks between A and B, and between C and D (qtctl stats:
+# loop_busy), how many took over 1 ms, and the bound (ms) of the bucket
+# that holds the longest; "- -" for a daemon without them.
 loop_snap() { in_node 1 "$QTCTL" -s "$TMP/n1.sock" stats --json >"$1" 2>/dev/null; }
 loop_row() {
 	python3 - "$1" "$2" <<'PY' 2>/dev/null || echo "- -"
 import json, sys
-a, b = (json.load(open(f))["loop_busy"] for f in sys.argv[1:3])
-n = b["count"] - a["count"]
-le = sorted((int(k), b["le_ns"][k] - a["le_ns"].get(k, 0)) for k in b["le_ns"])
+h = [json.load(open(f))["loop_busy"] for f in sys.argv[1:]]
+n, le = 0, {}
+for a, b in zip(h[::2], h[1::2]):
+    n += b["count"] - a["count"]
+    for k in b["le_ns"]:
+        le[int(k)] = le.get(int(k), 0) + b["le_ns"][k] - a["le_ns"][k]
+le = sorted(le.items())
 over1 = n - dict(le)[1000000]
 top = next((k for k, c in le if c == n), None)
 print(over1, "%g" % (top / 1e6) if top else ">%g" % (le[-1][0] / 1e6))
@@ -801,6 +805,7 @@ if [ -n "$FLOW_LEVELS" ]; then
 		p0=$(front_proc_ns)
 		read -r z0 _ < <(cpu_snap)
 		sleep "$DURATION"
+		loop_snap "$TMP/loop-$K-b.json"
 		read -r z1 _ < <(cpu_snap)
 		p1=$(front_proc_ns)
 		F_IDLE[$K]=$(awk -v d=$((z1 - z0)) -v hz="$HZ" -v t="$DURATION" 'BEGIN {printf "%.1f", d * 100 / hz / t}')
@@ -836,13 +841,14 @@ if [ -n "$FLOW_LEVELS" ]; then
 			echo "# perf $K: $W_REQ hand-offs in the recorded run"
 		fi
 		steps_snap a
+		loop_snap "$TMP/loop-$K-c.json"
 		ttfb quicktwitch close "$fs" "http://$FRONT" "${PA[$fs]}" "${PB[$fs]}"
 		steps_snap b
 		# Which step a TTFB that grows with the flows grows in.
 		echo "# flows $K: the TTFB requests' step means: $(steps_mean a b)"
 		F_T50[$K]=$T50 F_T99[$K]=$T99 F_ERR[$K]=$((F_WERR[$K] + TBAD))
-		loop_snap "$TMP/loop-$K-b.json"
-		read -r F_LB1[$K] F_LBMAX[$K] < <(loop_row "$TMP/loop-$K-a.json" "$TMP/loop-$K-b.json")
+		loop_snap "$TMP/loop-$K-d.json"
+		read -r F_LB1[$K] F_LBMAX[$K] < <(loop_row "$TMP/loop-$K-"{a,b,c,d}.json)
 		F_TB[$K]=$(($(qt_counter 1 taken_back) - tb0))
 		lost=0
 		for ((j = 1; j <= hk; j++)); do
@@ -1025,8 +1031,9 @@ if [ -n "$FLOW_LEVELS" ]; then
 	echo "ttfb     curl time_starttransfer of $TTFB_N sequential Connection: close"
 	echo "         requests through n1 (connect + hand-off + first byte), ms; x: as for front."
 	echo "lb1ms    n1's batches of callbacks (qtctl stats: loop_busy) over 1 ms while"
-	echo "         the row was measured (idle, wrk, TTFB requests); lbmax: the bound of"
-	echo "         the histogram bucket that holds the longest of them, ms."
+	echo "         idle and during the TTFB requests (under wrk's load a batch holds"
+	echo "         many events); lbmax: the bound of the histogram bucket that holds"
+	echo "         the longest of them, ms."
 	echo "tb       hand-offs n1 took back (served itself) while this row's flows were"
 	echo "         opened and measured (qtctl stats taken_back)."
 	echo "bg0, fgn as above. Backs: the daemons' built-in responder on n2, n3, n4."
