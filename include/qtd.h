@@ -222,6 +222,8 @@ struct qtd {
 	struct flowq		 unheardq;
 	ev_timer		 grace_timer;
 	size_t			 nflows;
+	size_t			 nstate[FS_NSTATES];	/* of nflows, by
+						 * state */
 	struct fhash		 front_hash;	/* by token, our hand-offs */
 	struct fhash		 back_hash;	/* by token, flows we serve
 						 * for another front */
@@ -265,6 +267,7 @@ void		 flow_answered(struct flow *);
 void		 flow_reap(void);
 void		 flow_note_request(struct flow *, const struct http_req *);
 const char	*flow_state_name(enum flow_state);
+void		 flow_set_state(struct flow *, enum flow_state);
 /* The level of a flow's intermediate steps, by log-flows. */
 #define flow_step_level() \
 	(qtd->cf->c_log_flows == LF_ALL ? LOG_L_INFO : LOG_L_DEBUG)

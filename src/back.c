@@ -429,7 +429,7 @@ rebuild(struct reasm *a)
 	f->f_lport = a->a_bport;
 	f->f_svc = a->a_svc;
 	f->f_peer = a->a_origin;
-	f->f_state = FS_BACK;
+	flow_set_state(f, FS_BACK);
 	f->f_peer_fin = a->a_hdr.h_rs.rs_fin;
 	f->f_isn = a->a_hdr.h_isn;
 	f->f_tm_rx = a->a_ts;

@@ -231,13 +231,8 @@ ctl_stats_timings(struct ctl_jw *w)
 static int
 ctl_stats(struct ctl_jw *w)
 {
-	size_t count[FS_NSTATES] = { 0 };
-	const struct flow *f;
 	size_t i;
 
-	TAILQ_FOREACH(f, &qtd->flows, f_entry)
-		if (f->f_state < FS_NSTATES)
-			count[f->f_state]++;
 	ctl_jw_obj(w, NULL);
 	ctl_jw_str(w, "node", config_self(qtd->cf)->n_name);
 	ctl_jw_ms(w, "uptime", ctl_uptime_ms());
@@ -248,7 +243,8 @@ ctl_stats(struct ctl_jw *w)
 	ctl_jw_end(w);
 	ctl_jw_obj(w, "flows");
 	for (i = 0; i < FS_NSTATES; i++)
-		ctl_jw_u64(w, flow_state_name((enum flow_state)i), count[i]);
+		ctl_jw_u64(w, flow_state_name((enum flow_state)i),
+		    qtd->nstate[i]);
 	ctl_jw_end(w);
 	ctl_jw_u64(w, "flows_total", qtd->nflows);
 	ctl_stats_timings(w);

@@ -62,7 +62,7 @@ front_proxy(struct flow *f, int node)
 	sin->sin_addr.s_addr = qtd->cf->c_nodes[node].n_addr;
 	sin->sin_port = htons(qtd->cf->c_svcs[f->f_svc].s_port);
 	f->f_peer = node;
-	f->f_state = FS_PROXY;
+	flow_set_state(f, FS_PROXY);
 	if (!f->f_serving) {
 		f->f_serving = 1;
 		qtd->nserving++;
@@ -170,7 +170,7 @@ take_back(struct flow *f, enum tb_reason reason, const char *why)
 	}
 	/* From here a late CONFIRM is answered with ABORT
 	 * (front_confirmed). */
-	f->f_state = FS_TAKEN_BACK;
+	flow_set_state(f, FS_TAKEN_BACK);
 	f->f_tb_at = now_ms();
 	qtd->st.st_taken_back++;
 	if (reason == TB_TIMEOUT)
@@ -347,7 +347,7 @@ hand_off(struct flow *f, int peer)
 	 * the SYN watch compares with a late-captured SYN. */
 	f->f_isn = f->f_rs.rs_rcv_nxt - 1 - (uint32_t)f->f_blen -
 	    (f->f_rs.rs_fin ? 1 : 0);
-	f->f_state = FS_REPLAYING;
+	flow_set_state(f, FS_REPLAYING);
 	/* The frozen socket goes now, before the replay, not at the
 	 * confirmation: while it exists, a client that is done and reuses
 	 * its port (the back's response and the client's close can beat
@@ -385,7 +385,7 @@ front_request(struct flow *f, const struct http_req *r)
 	flow_note_request(f, r);
 	node = pick_node(r, &status);
 	if (status) {
-		f->f_state = FS_LOCAL;
+		flow_set_state(f, FS_LOCAL);
 		flow_stop_watchers(f);
 		serve_error(f, status);
 		return;
@@ -400,7 +400,7 @@ front_request(struct flow *f, const struct http_req *r)
 	if (node < 0 || node == qtd->cf->c_self) {
 		/* Ours, or no node can take it (or a target we will refuse
 		 * anyway): the responder answers. */
-		f->f_state = FS_LOCAL;
+		flow_set_state(f, FS_LOCAL);
 		qtd->st.st_local++;
 		flow_stop_watchers(f);
 		serve_start(f);
@@ -420,7 +420,7 @@ header_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 		flow_close(f, "no request");
 		return;
 	}
-	f->f_state = FS_LOCAL;
+	flow_set_state(f, FS_LOCAL);
 	serve_error(f, 408);
 }
 
@@ -456,7 +456,7 @@ front_read(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	if (rc < 0) {
 		flow_stop_watchers(f);
-		f->f_state = FS_LOCAL;
+		flow_set_state(f, FS_LOCAL);
 		serve_error(f, -rc);
 		return;
 	}
@@ -499,7 +499,7 @@ front_accept(struct ev_loop *loop, ev_io *w, int revents)
 		f->f_cport = peer.sin_port;
 		f->f_laddr = local.sin_addr.s_addr;
 		f->f_lport = local.sin_port;
-		f->f_state = FS_READING;
+		flow_set_state(f, FS_READING);
 		front_reused(f->f_cip, f->f_cport, f->f_lport);
 		flow_tuple_add(f);
 		ev_io_init(&f->f_io, front_read, fd, EV_READ);
@@ -630,7 +630,7 @@ front_confirmed(struct flow *f)
 	free(f->f_buf);
 	f->f_buf = NULL;
 	f->f_blen = f->f_bcap = 0;
-	f->f_state = FS_HANDED_OFF;
+	flow_set_state(f, FS_HANDED_OFF);
 	f->f_checked = now_ms();
 	flow_queue_enter(f, SQ_NORMAL);
 	qtd->st.st_handed_off++;
@@ -698,7 +698,7 @@ front_teardown(struct flow *f, const char *why)
 		return;
 	flow_queue_leave(f);
 	steer_del_later(f);
-	f->f_state = FS_GRACE;
+	flow_set_state(f, FS_GRACE);
 	f->f_why = why;
 	f->f_grace_end = now_ms() + qtd->cf->c_ct_grace;
 	flow_queue_enter(f, SQ_GRACE);
@@ -1092,7 +1092,7 @@ adopt_entry(uint32_t cip, uint16_t cport, uint32_t dip, void *arg)
 
 	if (dip != config_self(cf)->n_addr || !(f = flow_new(0)))
 		return;
-	f->f_state = FS_HANDED_OFF;
+	flow_set_state(f, FS_HANDED_OFF);
 	f->f_svc = ac->svc;
 	f->f_peer = ac->peer;
 	f->f_cip = cip;

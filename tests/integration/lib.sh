@@ -323,6 +323,24 @@ ct_of() {
 	in_node "$1" conntrack -L -p tcp --dport 80 2>/dev/null | grep -c 'dport=80' || true
 }
 
+# states_agree N: node N's flow counts by state (qtctl stats, kept as the
+# states change) are those of its flow records (list-flows, a walk), and
+# add up to flows_total.  Call it with the node's flows settled: the two
+# are read one after the other.
+states_agree() {
+	qtctl "$1" stats --json >"$TMP/sa-s$1.json" 2>/dev/null &&
+	    qtctl "$1" list-flows --json >"$TMP/sa-l$1.json" 2>/dev/null &&
+	    python3 - "$TMP/sa-s$1.json" "$TMP/sa-l$1.json" <<'EOF'
+import collections, json, sys
+s = json.load(open(sys.argv[1]))
+walk = collections.Counter(f["state"] for f in json.load(open(sys.argv[2]))["flows"])
+kept = {k: v for k, v in s["flows"].items() if v}
+if kept != dict(walk) or sum(s["flows"].values()) != s["flows_total"]:
+    print("# stats say %s (total %s), the flow records %s" % (s["flows"], s["flows_total"], dict(walk)))
+    sys.exit(1)
+EOF
+}
+
 # nothing_left N: no set entry and no steered conntrack entry on node N.
 nothing_left() {
 	local n=$1 entries

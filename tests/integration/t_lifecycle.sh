@@ -611,6 +611,8 @@ for n in 1 2 3; do
 	fl=$(flows_of "$n")
 	if [ "$fl" = 0 ]; then
 		pass "n$n: no flow record"
+		states_agree "$n" && pass "n$n: stats count no flow in any state" ||
+			check_fail "n$n: stats' flows by state are not its records'"
 	else
 		check_fail "n$n: $fl flow records left:"
 		qtctl "$n" list-flows --json | python3 "$TMP/left.py" "$TMP" "$n" >"$TMP/left$n"

@@ -52,6 +52,8 @@ assert 0 < b["bytes"] < b2["bytes"] < 104857600, (b, b2)
 print(f"# back sent {b['bytes']} then {b2['bytes']} bytes")
 PY
 pass "front lists it handed off to n2, back lists it from n1, bytes growing, table = JSON"
+for n in 1 2 3; do states_agree "$n" || fail "n$n: stats' flows by state are not its records'"; done
+pass "stats' counts by state agree with the flow records on every node"
 wait "$cpid" || fail "transfer failed"
 cmp -s "$TMP/out" "$TMP/www/$f" || fail "body differs"
 pass "100 MB transfer complete and byte-exact"
