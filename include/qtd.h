@@ -298,7 +298,6 @@ void	front_listen_retune(size_t nsvcs);
 int	front_watch_start(void);
 void	front_watch_stop(void);
 void	front_adopt(void);
-void	front_sweep(void);
 struct band_msg;
 void	front_band(int node, const struct band_msg *);
 

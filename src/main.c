@@ -97,7 +97,6 @@ on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)w;
 	(void)revents;
 	back_sweep();
-	front_sweep();
 	relay_sweep();
 	reload_retire_check();
 	log_flush_expired();	/* a window's "(repeated N times)" on time */
