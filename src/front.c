@@ -1045,7 +1045,11 @@ sweep_ask(struct flow *f, struct check_batch *batch, uint64_t now)
  * The walk runs when the next flow falls due, but no sooner than
  * SWEEP_BATCH_MS after the last one.  Run once a second, it held the loop
  * for 2-3 ms (8 ms once) at 50,000 live flows, a second's worth of them
- * at a time, and the hand-offs behind it waited that long.
+ * at a time, and the hand-offs behind it waited that long.  The price is
+ * wake-ups: at 50,000 flows the idle daemon woke 80 times a second, not
+ * 20 (each walk, then each back's reply), 0.5% of a core more on this
+ * VM.  Spacing walks by the rate flows fell due at in the last one was
+ * worse: after a quiet walk, the next took a second's worth again.
  */
 #define SWEEP_BATCH_MS	50
 #define URGENT_EVERY_MS	1000
