@@ -127,19 +127,22 @@ for l in prom:
     if l.startswith("# HELP "):
         continue
     m = re.match(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{state="[a-z-]+"\}|'
-                 r'\{step="[a-z_]+"(,le="(\+Inf|[0-9.]+)")?\})? ([0-9.]+)$', l)
+                 r'\{step="[a-z_]+"(,le="(\+Inf|[0-9.]+)")?\}|'
+                 r'\{(le="(\+Inf|[0-9.]+)")\})? ([0-9.]+)$', l)
     assert m, f"not Prometheus text: {l!r}"
     # A histogram's samples are its name with _bucket (le), _sum, _count.
     h = re.match(r"(.*)_(bucket|sum|count)$", m[1])
     fam = h[1] if h and types.get(h[1]) == "histogram" else m[1]
     assert fam in types, f"{m[1]} has no TYPE line"
     assert (types[fam] == "histogram") == (m[1] != fam), f"{m[1]}: {types[fam]}"
-    assert (m[3] is not None) == (m[1].endswith("_bucket") and fam != m[1]), \
-        f"le label on {m[1]}"
+    assert (m[3] is not None or m[5] is not None) == \
+        (m[1].endswith("_bucket") and fam != m[1]), f"le label on {m[1]}"
 for k, v in c.items():
     assert f"quicktwitch_{k}_total {v}" in prom, f"prometheus lacks {k}"
     assert types[f"quicktwitch_{k}_total"] == "counter"
 assert types["quicktwitch_flows"] == "gauge"
+assert types["quicktwitch_loop_busy_seconds"] == "histogram"
+assert f'quicktwitch_loop_busy_seconds_bucket{{le="+Inf"}} ' in "\n".join(prom)
 for st, v in s[1]["flows"].items():
     assert f'quicktwitch_flows{{state="{st}"}} {v}' in prom
 EOF
