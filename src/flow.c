@@ -61,7 +61,7 @@ flow_new(int back)
 /*
  * Every change of a flow's state comes through here, so that the count
  * of each (qtctl stats, scraped every few seconds) is kept as it goes:
- * walking 50,000 flows for it held the loop for 5-10 ms a scrape.
+ * walking 50,000 flows for it held the loop for about 5 ms a scrape.
  */
 void
 flow_set_state(struct flow *f, enum flow_state s)
