@@ -323,6 +323,14 @@ ct_of() {
 	in_node "$1" conntrack -L -p tcp --dport 80 2>/dev/null | grep -c 'dport=80' || true
 }
 
+# capture_stop PID [SECS]: a capture's last packets flushed (SECS, 0.3 by
+# default), then the capture stopped and waited for.
+capture_stop() {
+	sleep "${2:-0.3}"
+	kill -INT "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
 # states_agree N: node N's flow counts by state (qtctl stats, kept as the
 # states change) are those of its flow records (list-flows, a walk), and
 # add up to flows_total.  Call it with the node's flows settled: the two

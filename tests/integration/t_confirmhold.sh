@@ -43,9 +43,7 @@ for i in $(seq 1 $N); do
 	echo "output = \"/dev/null\"" >>"$TMP/urls"
 done
 in_client curl -sS -H "Connection: close" -K "$TMP/urls" || fail "(a) curl failed"
-sleep 0.5
-kill -INT "$CAP"
-wait "$CAP"
+capture_stop "$CAP" 0.5
 
 read -r nrep nconf early <<<"$(python3 -c '
 import re, sys

@@ -52,9 +52,7 @@ for mss in (0, 1000):
 EOF
 	fail "a client did not get its whole response"
 pass "both clients got their whole response"
-sleep 0.3
-kill -INT "$CAP" 2>/dev/null
-wait "$CAP" 2>/dev/null
+capture_stop "$CAP"
 
 while read -r port mss; do
 	want=$((mss - 12))	# the timestamp option, 12 bytes in every segment

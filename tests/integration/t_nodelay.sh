@@ -88,9 +88,7 @@ for host in (front, back):
 EOF
 	fail "a keep-alive client did not get its responses"
 pass "$N keep-alive requests on a handed-off connection and $N on a local one answered"
-sleep 0.3
-kill -INT "$CAP" 2>/dev/null
-wait "$CAP" 2>/dev/null
+capture_stop "$CAP"
 kill "$UP" 2>/dev/null
 grep -q "handed-off: to n2" "$TMP/n1.log" || fail "the first connection was not handed off"
 
